@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * The single definition of every structure shared between the BPF datapath and the C++
+ * userspace (plugin, agent, tests). Compiled by clang -target bpf (after vmlinux.h) and by
+ * the C++ compiler (which static_asserts the sizes in cni/lib). Explicit padding, no bool.
+ *
+ * Bump SL_LAYOUT_VERSION whenever a key/value layout, map type or max_entries changes: the
+ * agent refuses to reuse pinned maps of another version (and migrates those it knows).
+ */
+#pragma once
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define SL_LAYOUT_VERSION 1
+
+/* Pin names, relative to bpfRoot. Object names are <= 15 characters. */
+#define SL_MAP_ENDPOINTS "sl_endpoints"
+#define SL_MAP_IFACES "sl_ifaces"
+#define SL_MAP_ROUTES "sl_routes"
+#define SL_MAP_CONFIG "sl_config"
+#define SL_MAP_METRICS "sl_metrics"
+#define SL_PROG_FROM_POD "sl_from_pod"
+#define SL_PROG_FROM_OVERLAY "sl_from_overlay"
+
+#define SL_MAX_ENDPOINTS 65536
+#define SL_MAX_IFACES 16384
+#define SL_MAX_ROUTES 16384
+
+#define SL_AF_INET 4
+#define SL_AF_INET6 6
+
+/* An IPv4 or IPv6 address; IPv4 lives in addr[0] (network byte order), the rest zero. */
+struct sl_ip {
+	__u8 family; /* SL_AF_INET or SL_AF_INET6 */
+	__u8 pad[3];
+	__u32 addr[4];
+};
+
+/* sl_endpoints: pod address -> where that pod is plugged in on this node. */
+struct sl_endpoint_key {
+	struct sl_ip ip;
+};
+
+#define SL_EP_F_NONE 0u
+
+struct sl_endpoint {
+	__u32 ifindex;	   /* host-side veth */
+	__u32 flags;	   /* SL_EP_F_* */
+	__u8 pod_mac[6];   /* the pod's eth0 */
+	__u8 host_mac[6];  /* the host-side veth */
+	__u64 created_ns;  /* CLOCK_BOOTTIME of the ADD, for GC and inspection */
+};
+
+/*
+ * sl_ifaces: host veth ifindex -> the addresses its pod may send from (anti-spoofing).
+ * One IPv4 and one IPv6 address per pod interface (dual stack = one of each).
+ */
+#define SL_IFACE_F_HAS_V4 0x1u
+#define SL_IFACE_F_HAS_V6 0x2u
+
+struct sl_iface {
+	__u32 flags; /* SL_IFACE_F_* */
+	__u32 ip4;   /* network byte order */
+	__u32 ip6[4];
+};
+
+/*
+ * sl_routes: LPM trie, remote pod CIDR -> the node that owns it. prefixlen counts the 32
+ * bits of family + pad too, so a /24 IPv4 CIDR has prefixlen 32 + 24.
+ */
+struct sl_route_key {
+	__u32 prefixlen;
+	__u8 family;
+	__u8 pad[3];
+	__u32 addr[4];
+};
+
+#define SL_ROUTE_KEY_FAMILY_BITS 32
+
+#define SL_ROUTE_F_NONE 0u
+
+struct sl_route {
+	__u32 node_ip4; /* underlay address of the owning node, network byte order */
+	__u32 flags;	/* SL_ROUTE_F_* */
+	__u32 node_ip6[4];
+	__u8 node_mac[6]; /* native-routing next hop MAC when known, else zero */
+	__u8 pad[2];
+};
+
+/* sl_config: array of one entry, written by the agent. */
+#define SL_MODE_VXLAN 0u
+#define SL_MODE_NATIVE 1u
+
+struct sl_config {
+	__u32 layout_version; /* SL_LAYOUT_VERSION of whoever created the maps */
+	__u32 mode;	      /* SL_MODE_* */
+	__u32 node_ip4;	      /* this node's underlay address, network byte order */
+	__u32 overlay_ifindex; /* sluice_vxlan, 0 while it does not exist */
+	__u32 vni;
+	__u32 underlay_ifindex; /* native routing */
+	__u32 flags;
+	__u32 pad;
+	__u32 node_ip6[4];
+};
+
+/*
+ * sl_metrics: per-CPU array indexed by SL_CNT_*; verdicts first, then one slot per drop
+ * reason (SL_CNT_DROP_BASE + -reason).
+ */
+struct sl_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+enum sl_counter_id {
+	SL_CNT_REDIRECT_LOCAL = 0, /* bpf_redirect_peer into a local pod */
+	SL_CNT_ENCAP = 1,	   /* tunnel key set, redirected to sluice_vxlan */
+	SL_CNT_DECAP = 2,	   /* from the overlay into a local pod */
+	SL_CNT_TO_STACK = 3,	   /* TC_ACT_OK: services, host, outside */
+	SL_CNT_NATIVE = 4,	   /* bpf_redirect_neigh to the underlay */
+	SL_CNT_DROP_BASE = 16,
+	SL_CNT_MAX = 64,
+};
+
+/* Drop reasons: negative codes shared with userspace (metrics labels in cni/lib). */
+enum sl_drop_reason {
+	SL_DROP_SPOOFED_SRC = -1,  /* source address is not the pod's own */
+	SL_DROP_UNKNOWN_IFACE = -2, /* packet on a veth with no identity entry */
+	SL_DROP_MALFORMED = -3,	   /* truncated or invalid headers */
+	SL_DROP_TTL_EXCEEDED = -4,
+	SL_DROP_NO_CONFIG = -5,
+	SL_DROP_TUNNEL_KEY = -6, /* bpf_skb_set_tunnel_key failed */
+	SL_DROP_REDIRECT = -7,	 /* a redirect helper refused */
+	SL_DROP_FRAG_NEEDED = -8,
+	SL_DROP_MAX_REASON = 8,
+};
+
+#define SL_CNT_DROP(reason) (SL_CNT_DROP_BASE + (-(reason)))

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+// Loading the datapath: the BPF objects (skeletons) opened, configured, loaded and pinned
+// under bpfRoot by the agent, or loaded unpinned by the datapath tests. The plugin never uses
+// this: it opens the pins (sluice/bpf/maps.h, sluice/bpf/tc.h).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "sluice/bpf/maps.h"
+#include "sluice/fd.h"
+#include "sluice/result.h"
+
+namespace sluice::bpf {
+
+struct DatapathOptions {
+  std::string bpfRoot;  // empty: load unpinned (tests)
+};
+
+class Datapath {
+ public:
+  // Loads every program and map. With a bpfRoot: maps already pinned there with the same
+  // layout are reused (their contents survive), new ones are pinned; programs are pinned
+  // (replacing older pins atomically by rename). A layout mismatch is a clear error.
+  static Result<Datapath> load(const DatapathOptions& opts);
+
+  Datapath(Datapath&&) noexcept;
+  Datapath& operator=(Datapath&&) noexcept;
+  ~Datapath();
+
+  int fromPodFd() const;
+  int fromOverlayFd() const;
+  const PinnedMaps& maps() const { return maps_; }
+
+ private:
+  Datapath();
+  struct Skeletons;
+  std::unique_ptr<Skeletons> skels_;
+  PinnedMaps maps_;
+};
+
+// True when bpfRoot holds a complete datapath of this layout version.
+bool datapathPinned(const std::string& bpfRoot);
+
+}  // namespace sluice::bpf
