@@ -23,6 +23,7 @@
 #define SL_MAP_METRICS "sl_metrics"
 #define SL_PROG_FROM_POD "sl_from_pod"
 #define SL_PROG_FROM_OVERLAY "sl_from_overlay"
+#define SL_PROG_TO_OVERLAY "sl_to_overlay" /* egress of sluice_vxlan: tunnel key for stack traffic */
 
 #define SL_MAX_ENDPOINTS 65536
 #define SL_MAX_IFACES 16384

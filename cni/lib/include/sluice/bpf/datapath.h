@@ -30,6 +30,7 @@ class Datapath {
 
   int fromPodFd() const;
   int fromOverlayFd() const;
+  int toOverlayFd() const;
   const PinnedMaps& maps() const { return maps_; }
 
  private:
