@@ -20,6 +20,10 @@ Status attachTcIngress(int ifindex, int progFd);
 Status detachTcIngress(int ifindex);
 // The BPF program id attached at Sluice's ingress slot, 0 if none.
 Result<uint32_t> tcIngressProgId(int ifindex);
+// The same at egress (sluice_vxlan carries sl_to_overlay there).
+Status attachTcEgress(int ifindex, int progFd);
+Status detachTcEgress(int ifindex);
+Result<uint32_t> tcEgressProgId(int ifindex);
 // The id of the program behind an fd.
 Result<uint32_t> progId(int progFd);
 
