@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "datapath_setup.h"
+
+#include <linux/magic.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+
+namespace sluice::agent {
+
+Result<bool> ensureBpffs(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Error::fromErrno(ec.value(), "create bpf root " + dir, CniCode::kIoFailure);
+  struct statfs st {};
+  if (::statfs(dir.c_str(), &st) != 0) return Error::fromErrno(errno, "statfs " + dir, CniCode::kIoFailure);
+  if (static_cast<unsigned long>(st.f_type) == BPF_FS_MAGIC) return false;
+  if (::mount("bpf", dir.c_str(), "bpf", 0, "mode=0700") != 0)
+    return Error::fromErrno(errno, "mount bpffs at " + dir, CniCode::kBpf);
+  spdlog::info("mounted bpffs at {}", dir);
+  return true;
+}
+
+Result<bpf::Datapath> loadDatapath(const std::string& bpfRoot) {
+  auto mounted = ensureBpffs(bpfRoot);
+  if (!mounted.ok()) return std::move(mounted).error();
+  bool reuse = bpf::datapathPinned(bpfRoot);
+  auto dp = bpf::Datapath::load({bpfRoot});
+  if (!dp.ok()) return std::move(dp).error().context("load datapath under " + bpfRoot);
+  spdlog::info("datapath {} under {}", reuse ? "reused" : "loaded and pinned", bpfRoot);
+  return dp;
+}
+
+Result<sl_config> updateConfig(const bpf::ConfigMap& config, const ConfigUpdate& u) {
+  const uint32_t key = 0;
+  SL_ASSIGN_OR_RETURN(auto current, config.lookup(key));
+  sl_config before{};
+  if (current) before = *current;
+  sl_config after = before;
+  if (after.layout_version == 0) after.layout_version = SL_LAYOUT_VERSION;
+  if (u.mode) after.mode = *u.mode;
+  if (u.nodeIp4) after.node_ip4 = *u.nodeIp4;
+  if (u.overlayIfindex) after.overlay_ifindex = *u.overlayIfindex;
+  if (u.vni) after.vni = *u.vni;
+  if (u.underlayIfindex) after.underlay_ifindex = *u.underlayIfindex;
+  if (!current || std::memcmp(&before, &after, sizeof(after)) != 0) {
+    auto st = config.update(key, after);
+    if (!st.ok()) return std::move(st).error().context("write sl_config");
+  }
+  return after;
+}
+
+}  // namespace sluice::agent
