@@ -43,7 +43,7 @@ function(sluice_bpf_object name src)
             -Wall -Werror -Wno-unused-function
             -I${SLUICE_BPF_GEN_DIR}/vmlinux -I${CMAKE_SOURCE_DIR}/bpf/include
             -I${CMAKE_SOURCE_DIR}/bpf -c ${src_abs} -o ${obj}
-    DEPENDS ${src_abs} ${bpf_headers} ${SLUICE_VMLINUX_H}
+    DEPENDS ${src_abs} ${bpf_headers} sluice_vmlinux_h
     COMMENT "BPF ${name}"
     VERBATIM)
   add_custom_command(

@@ -51,6 +51,7 @@ struct sl_endpoint {
 	__u32 flags;	   /* SL_EP_F_* */
 	__u8 pod_mac[6];   /* the pod's eth0 */
 	__u8 host_mac[6];  /* the host-side veth */
+	__u8 pad[4];
 	__u64 created_ns;  /* CLOCK_BOOTTIME of the ADD, for GC and inspection */
 };
 
@@ -102,7 +103,7 @@ struct sl_config {
 	__u32 vni;
 	__u32 underlay_ifindex; /* native routing */
 	__u32 flags;
-	__u32 pad;
+	__u32 overlay_mtu; /* IP MTU of sluice_vxlan: larger frames go to the stack (PMTU) */
 	__u32 node_ip6[4];
 };
 

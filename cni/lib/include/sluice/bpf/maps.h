@@ -4,6 +4,7 @@
 #pragma once
 
 #include <bpf/bpf.h>
+#include <fcntl.h>
 
 #include <cstdint>
 #include <optional>
@@ -20,7 +21,7 @@ namespace sluice::bpf {
 
 static_assert(sizeof(sl_ip) == 20);
 static_assert(sizeof(sl_endpoint_key) == 20);
-static_assert(sizeof(sl_endpoint) == 24);
+static_assert(sizeof(sl_endpoint) == 32);
 static_assert(sizeof(sl_iface) == 24);
 static_assert(sizeof(sl_route_key) == 24);
 static_assert(sizeof(sl_route) == 32);

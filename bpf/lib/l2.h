@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/* L2 rewrite and the routed hop's TTL/hop-limit decrement. */
+#pragma once
+
+#include "lib/parse.h"
+
+/* The frame must look addressed to the receiving device, or it dies as PACKET_OTHERHOST. */
+static __always_inline void sl_rewrite_l2(struct sl_pkt *p, const __u8 *dst, const __u8 *src)
+{
+	__builtin_memcpy(p->eth->h_dest, dst, ETH_ALEN);
+	__builtin_memcpy(p->eth->h_source, src, ETH_ALEN);
+}
+
+/* Like the kernel's ip_decrease_ttl(): incremental checksum update (RFC 1624). */
+static __always_inline void sl_ip4_dec_ttl(struct iphdr *ip)
+{
+	__u32 check = (__u32)ip->check;
+
+	check += (__u32)bpf_htons(0x0100);
+	ip->check = (__sum16)(check + (check >= 0xFFFF));
+	ip->ttl--;
+}
+
+/* A routed hop: 0 if the packet may be forwarded (TTL decremented), 1 if it must go to the
+ * stack, which answers with ICMP time exceeded. */
+static __always_inline int sl_routed_hop(struct sl_pkt *p)
+{
+	if (p->ip4) {
+		if (p->ip4->ttl <= 1)
+			return 1;
+		sl_ip4_dec_ttl(p->ip4);
+	} else if (p->ip6) {
+		if (p->ip6->hop_limit <= 1)
+			return 1;
+		p->ip6->hop_limit--;
+	}
+	return 0;
+}

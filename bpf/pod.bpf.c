@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * from_pod: tc ingress of a pod's host-side veth, i.e. every packet a pod sends.
+ * 1. the source must be the pod's own address (sl_ifaces[ifindex]), else drop;
+ * 2. a local endpoint → L2 rewrite + bpf_redirect_peer into its netns;
+ * 3. a remote node's pod CIDR → tunnel key + redirect to sluice_vxlan (native: redirect_neigh);
+ * 4. anything else → the host stack (services, host, outside world).
+ */
+#include "lib/common.h"
+#include "lib/l2.h"
+#include "lib/maps.bpf.h"
+#include "lib/parse.h"
+#include "lib/tunnel.h"
+
+/* Neighbour discovery and router solicitation must always reach the host. */
+static __always_inline int sl_is_ndisc(struct sl_pkt *p)
+{
+	struct icmp6hdr *icmp;
+
+	if (!p->ip6 || p->ip6->nexthdr != IPPROTO_ICMPV6_NR)
+		return 0;
+	icmp = (void *)(p->ip6 + 1);
+	if ((void *)(icmp + 1) > p->end)
+		return 0;
+	return icmp->icmp6_type >= 133 && icmp->icmp6_type <= 137;
+}
+
+/* 0 when the source address is the one this veth's pod owns, else a drop reason. */
+static __always_inline int sl_check_source(struct __sk_buff *skb, struct sl_pkt *p)
+{
+	__u32 ifindex = skb->ifindex;
+	struct sl_iface *id = bpf_map_lookup_elem(&sl_ifaces, &ifindex);
+
+	if (!id)
+		return SL_DROP_UNKNOWN_IFACE;
+	if (p->ip4) {
+		if (!(id->flags & SL_IFACE_F_HAS_V4) || p->ip4->saddr != id->ip4)
+			return SL_DROP_SPOOFED_SRC;
+		return 0;
+	}
+	if (!(id->flags & SL_IFACE_F_HAS_V6) || !sl_ip6_eq(&p->ip6->saddr, id->ip6))
+		return SL_DROP_SPOOFED_SRC;
+	return 0;
+}
+
+static __always_inline int sl_redirect_local(struct __sk_buff *skb, struct sl_pkt *p,
+					     const struct sl_endpoint *ep)
+{
+	long ret;
+
+	if (sl_routed_hop(p))
+		return sl_to_stack(skb);
+	sl_rewrite_l2(p, ep->pod_mac, ep->host_mac);
+	ret = bpf_redirect_peer(ep->ifindex, 0);
+	if (ret != TC_ACT_REDIRECT)
+		return sl_drop(skb, SL_DROP_REDIRECT);
+	sl_count(SL_CNT_REDIRECT_LOCAL, skb->len);
+	return TC_ACT_REDIRECT;
+}
+
+static __always_inline int sl_forward_remote(struct __sk_buff *skb, struct sl_pkt *p,
+					     const struct sl_route *rt)
+{
+	struct sl_config *cfg = sl_get_config();
+	int err;
+
+	if (!cfg)
+		return sl_drop(skb, SL_DROP_NO_CONFIG);
+	if (cfg->mode == SL_MODE_NATIVE) {
+		struct bpf_redir_neigh nh = {};
+		long ret;
+
+		if (!cfg->underlay_ifindex || !rt->node_ip4)
+			return sl_to_stack(skb);
+		if (sl_routed_hop(p))
+			return sl_to_stack(skb);
+		nh.nh_family = 2; /* AF_INET */
+		nh.ipv4_nh = rt->node_ip4;
+		ret = bpf_redirect_neigh(cfg->underlay_ifindex, &nh, sizeof(nh), 0);
+		if (ret != TC_ACT_REDIRECT)
+			return sl_drop(skb, SL_DROP_REDIRECT);
+		sl_count(SL_CNT_NATIVE, skb->len);
+		return TC_ACT_REDIRECT;
+	}
+
+	if (!cfg->overlay_ifindex)
+		return sl_to_stack(skb);
+	if (!sl_fits_overlay(skb, p, cfg))
+		return sl_to_stack(skb);
+	if (sl_routed_hop(p))
+		return sl_to_stack(skb);
+	err = sl_set_tunnel(skb, rt, cfg);
+	if (err)
+		return sl_drop(skb, err);
+	if (bpf_redirect(cfg->overlay_ifindex, 0) != TC_ACT_REDIRECT)
+		return sl_drop(skb, SL_DROP_REDIRECT);
+	sl_count(SL_CNT_ENCAP, skb->len);
+	return TC_ACT_REDIRECT;
+}
+
+SEC("tc")
+int sl_from_pod(struct __sk_buff *skb)
+{
+	struct sl_endpoint_key key;
+	struct sl_endpoint *ep;
+	struct sl_route *rt;
+	struct sl_pkt p;
+	int err;
+
+	err = sl_parse(skb, &p);
+	if (err)
+		return sl_drop(skb, err);
+	if (!p.ip4 && !p.ip6)
+		return sl_to_stack(skb); /* ARP and everything else that is not IP */
+	if (p.ip6 && (sl_is_ndisc(&p) || sl_ip6_is_local_scope(&p.ip6->saddr)))
+		return sl_to_stack(skb);
+
+	err = sl_check_source(skb, &p);
+	if (err)
+		return sl_drop(skb, err);
+
+	if (p.ip4)
+		sl_ip_from4(&key.ip, p.ip4->daddr);
+	else
+		sl_ip_from6(&key.ip, &p.ip6->daddr);
+
+	ep = bpf_map_lookup_elem(&sl_endpoints, &key);
+	if (ep)
+		return sl_redirect_local(skb, &p, ep);
+
+	rt = sl_route_lookup(&key.ip);
+	if (rt)
+		return sl_forward_remote(skb, &p, rt);
+
+	return sl_to_stack(skb);
+}
