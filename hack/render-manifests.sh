@@ -53,6 +53,6 @@ if ((check)); then
 fi
 
 mkdir -p "$(dirname "$OUT")"
-cp "$tmp" "$OUT.tmp"
+install -m 0644 "$tmp" "$OUT.tmp"
 mv -f "$OUT.tmp" "$OUT"
 echo "render-manifests: wrote $OUT" >&2
