@@ -47,9 +47,11 @@ int sl_from_overlay(struct __sk_buff *skb)
 	if (p.ip4) {
 		sl_ip_from4(&key.ip, p.ip4->daddr);
 		sl_ip_from4(&src, p.ip4->saddr);
-	} else {
+	} else if (p.ip6) {
 		sl_ip_from6(&key.ip, &p.ip6->daddr);
 		sl_ip_from6(&src, &p.ip6->saddr);
+	} else {
+		return sl_to_stack(skb);
 	}
 	err = sl_check_tunnel_source(skb, &src);
 	if (err)

@@ -38,7 +38,7 @@ static __always_inline int sl_check_source(struct __sk_buff *skb, struct sl_pkt 
 			return SL_DROP_SPOOFED_SRC;
 		return 0;
 	}
-	if (!(id->flags & SL_IFACE_F_HAS_V6) || !sl_ip6_eq(&p->ip6->saddr, id->ip6))
+	if (!p->ip6 || !(id->flags & SL_IFACE_F_HAS_V6) || !sl_ip6_eq(&p->ip6->saddr, id->ip6))
 		return SL_DROP_SPOOFED_SRC;
 	return 0;
 }
@@ -121,8 +121,10 @@ int sl_from_pod(struct __sk_buff *skb)
 
 	if (p.ip4)
 		sl_ip_from4(&key.ip, p.ip4->daddr);
-	else
+	else if (p.ip6)
 		sl_ip_from6(&key.ip, &p.ip6->daddr);
+	else
+		return sl_to_stack(skb);
 
 	ep = bpf_map_lookup_elem(&sl_endpoints, &key);
 	if (ep)

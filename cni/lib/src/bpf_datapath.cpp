@@ -58,7 +58,7 @@ Status checkPinnedLayout(const std::string& root) {
 // disappears, so a plugin opening it during an upgrade gets either program.
 Status pinProgram(int progFd, const std::string& root, const char* name) {
   std::string final = pinPath(root, name);
-  std::string tmp = pinPath(root, std::string(".") + name + ".new");
+  std::string tmp = pinPath(root, std::string(name) + "_new");  // bpffs refuses dots in names
   ::unlink(tmp.c_str());
   if (bpf_obj_pin(progFd, tmp.c_str()) != 0)
     return Error::fromErrno(errno, "pin program at " + tmp, CniCode::kBpf);
@@ -66,6 +66,16 @@ Status pinProgram(int progFd, const std::string& root, const char* name) {
     int err = errno;
     ::unlink(tmp.c_str());
     return Error::fromErrno(err, "rename pinned program to " + final, CniCode::kBpf);
+  }
+  return okStatus();
+}
+
+// Tests load the datapath without pins: drop the pin-by-name paths libbpf derived at open.
+Status unpinMaps(bpf_object* obj) {
+  bpf_map* m = nullptr;
+  bpf_object__for_each_map(m, obj) {
+    if (int err = bpf_map__set_pin_path(m, nullptr); err)
+      return Error::fromErrno(err, std::string("unpin map ") + bpf_map__name(m), CniCode::kBpf);
   }
   return okStatus();
 }
@@ -107,12 +117,15 @@ Result<Datapath> Datapath::load(const DatapathOptions& opts) {
   dp.skels_ = std::make_unique<Skeletons>();
   dp.skels_->podSkel.reset(pod::open(&oo));
   if (!dp.skels_->podSkel) return libbpfError(errno, "open BPF object pod");
+  if (!pinned) SL_TRY(unpinMaps(dp.skels_->podSkel->obj));
   if (int err = pod::load(dp.skels_->podSkel.get()); err)
-    return libbpfError(err, "load BPF object pod (pinned maps of another layout under " +
-                                (pinned ? opts.bpfRoot : std::string("-")) + "?)");
+    return libbpfError(err, pinned ? "load BPF object pod (maps pinned under " + opts.bpfRoot +
+                                         " by an incompatible build?)"
+                                   : std::string("load BPF object pod"));
 
   dp.skels_->overlaySkel.reset(overlay::open(&oo));
   if (!dp.skels_->overlaySkel) return libbpfError(errno, "open BPF object overlay");
+  if (!pinned) SL_TRY(unpinMaps(dp.skels_->overlaySkel->obj));
   // One set of maps for every program, pinned or not.
   auto* ps = dp.skels_->podSkel.get();
   auto* os = dp.skels_->overlaySkel.get();

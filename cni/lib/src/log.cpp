@@ -23,10 +23,15 @@ void applyPattern() {
 }
 
 int libbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
-  char buf[1024];
-  int n = std::vsnprintf(buf, sizeof(buf), fmt, args);
+  // Verifier logs arrive as one long message: size the buffer to it.
+  va_list copy;
+  va_copy(copy, args);
+  int n = std::vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
   if (n <= 0) return n;
-  std::string line(buf, std::min<size_t>(static_cast<size_t>(n), sizeof(buf) - 1));
+  std::string line(static_cast<size_t>(n) + 1, '\0');
+  std::vsnprintf(line.data(), line.size(), fmt, args);
+  line.resize(static_cast<size_t>(n));
   while (!line.empty() && line.back() == '\n') line.pop_back();
   // One level quieter than libbpf's own idea of the message.
   switch (level) {

@@ -1,0 +1,103 @@
+// SPDX-License-Identifier: Apache-2.0
+// The production datapath loaded unpinned, seeded through the same map wrapper the agent and
+// the plugin use, and a way to run a frame through a program with BPF_PROG_TEST_RUN.
+#pragma once
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <linux/pkt_cls.h>
+#include <net/if.h>
+
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "packet.h"
+#include "sluice/bpf/datapath.h"
+#include "sluice/net/ip.h"
+
+namespace sluice::test {
+
+struct RunResult {
+  int err = 0;  // BPF_PROG_TEST_RUN's own result: the kernel refuses some frames up front
+  int retval = -1;
+  Bytes out;
+};
+
+// Runs a frame through a program; the test run itself must succeed unless `mayRefuse`.
+inline RunResult runProg(int progFd, const Bytes& in, int ifindex, bool mayRefuse = false) {
+  RunResult r;
+  r.out.resize(in.size() + 256);
+  __sk_buff ctx{};
+  ctx.ifindex = static_cast<uint32_t>(ifindex);
+  bpf_test_run_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.data_in = in.data();
+  opts.data_size_in = static_cast<uint32_t>(in.size());
+  opts.data_out = r.out.data();
+  opts.data_size_out = static_cast<uint32_t>(r.out.size());
+  opts.ctx_in = &ctx;
+  opts.ctx_size_in = sizeof(ctx);
+  opts.repeat = 1;
+  r.err = bpf_prog_test_run_opts(progFd, &opts);
+  if (!mayRefuse) {
+    EXPECT_EQ(r.err, 0) << "BPF_PROG_TEST_RUN failed: " << std::strerror(errno);
+  }
+  r.retval = static_cast<int>(opts.retval);
+  r.out.resize(opts.data_size_out);
+  return r;
+}
+
+inline sl_ip slIp(const std::string& s) {
+  auto ip = net::IpAddr::parse(s);
+  EXPECT_TRUE(ip.has_value()) << s;
+  sl_ip out{};
+  ip->toSl(out);
+  return out;
+}
+
+inline sl_endpoint_key epKey(const std::string& s) {
+  sl_endpoint_key k{};
+  k.ip = slIp(s);
+  return k;
+}
+
+inline sl_route_key routeKey(const std::string& cidr) {
+  auto c = net::Cidr::parse(cidr);
+  EXPECT_TRUE(c.has_value()) << cidr;
+  sl_route_key k{};
+  sl_ip ip{};
+  c->network().addr().toSl(ip);
+  k.prefixlen = static_cast<uint32_t>(SL_ROUTE_KEY_FAMILY_BITS + c->prefix());
+  k.family = ip.family;
+  std::memcpy(k.addr, ip.addr, sizeof(k.addr));
+  return k;
+}
+
+inline uint32_t ip4Net(const std::string& s) {
+  in_addr a{};
+  EXPECT_EQ(inet_pton(AF_INET, s.c_str(), &a), 1);
+  return a.s_addr;
+}
+
+// A veth pair in the test's private netns: BPF_PROG_TEST_RUN needs ctx.ifindex to exist.
+class VethPair {
+ public:
+  VethPair(const std::string& a, const std::string& b) : a_(a) {
+    std::string cmd = "ip link add " + a + " type veth peer name " + b;
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    aIndex_ = static_cast<int>(if_nametoindex(a.c_str()));
+    bIndex_ = static_cast<int>(if_nametoindex(b.c_str()));
+  }
+  ~VethPair() { std::system(("ip link del " + a_ + " 2>/dev/null").c_str()); }
+  int a() const { return aIndex_; }
+  int b() const { return bIndex_; }
+
+ private:
+  std::string a_;
+  int aIndex_ = 0, bIndex_ = 0;
+};
+
+}  // namespace sluice::test
