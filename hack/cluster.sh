@@ -1,0 +1,376 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# A multi-node Kubernetes-style cluster simulated in network namespaces, running Sluice.
+#
+#   sudo hack/cluster.sh demo                  deps + build + up + check (the README's run command)
+#   sudo hack/cluster.sh up [--nodes N] [--pods-per-node M]
+#   sudo hack/cluster.sh check                 connectivity matrix; non-zero exit on any failure
+#   sudo hack/cluster.sh status [-o json]
+#   sudo hack/cluster.sh down                  removes everything, even after a crash
+#
+# Nodes are network namespaces joined by a bridge in an "underlay" namespace (addresses from
+# the benchmarking range 198.18.0.0/15), each with its own bpffs mounted outside /sys, its own
+# sluice-agent (logs under the node's state dir) reading a shared nodes file, and pods created
+# by executing the sluice plugin exactly as a container runtime does (env + stdin, the plugin
+# config taken from the conflist the agent wrote in the node's conf dir). Nothing here touches
+# the root namespace's interfaces or routes: no packet leaves the machine.
+#
+# Environment: SLUICE_CLUSTER_PREFIX (default "slc") names every namespace and the state
+# directory /run/sluice-cluster/<prefix>, so parallel clusters (tests) never collide.
+# SLUICE_BUILD_DIR (default build) is where the binaries are.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+P=${SLUICE_CLUSTER_PREFIX:-slc}
+ROOT=/run/sluice-cluster/$P
+BUILD_DIR=${SLUICE_BUILD_DIR:-$REPO/build}
+[[ $BUILD_DIR = /* ]] || BUILD_DIR=$REPO/$BUILD_DIR
+BIN=$BUILD_DIR/bin
+UL=$P-ul                 # the underlay namespace (a bridge standing in for the node network)
+EXT=$P-ext               # the "outside world": one more namespace of ours
+POD_CIDR_BASE=10.244     # node i gets 10.244.i.0/24
+NODE_NET=198.18.0        # node i is 198.18.0.i/24
+EXT_IP=198.18.0.254
+METRICS_PORT=9962
+
+log() { printf '%s\n' "cluster: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+need_root() { [[ $EUID -eq 0 ]] || die "needs root (network namespaces, bpffs): sudo $0 $*"; }
+
+node_ns() { echo "$P-n$1"; }
+pod_ns() { echo "$P-n$1-p$2"; }
+node_dir() { echo "$ROOT/n$1"; }
+
+nodes_count() { cat "$ROOT/nodes" 2>/dev/null || echo 0; }
+
+# The plugin's network config as a runtime derives it from the conflist: the first plugin
+# entry with the list's name and cniVersion injected.
+plugin_conf() {
+  python3 - "$1" <<'PY'
+import json, sys
+conflist = json.load(open(sys.argv[1]))
+conf = dict(conflist["plugins"][0])
+conf["name"] = conflist["name"]
+conf["cniVersion"] = conflist["cniVersion"]
+print(json.dumps(conf))
+PY
+}
+
+write_nodes_file() {
+  local n=$1 i entries=()
+  for ((i = 1; i <= n; i++)); do
+    entries+=("{\"name\": \"node-$i\", \"internalIP\": \"$NODE_NET.$i\", \"podCIDRs\": [\"$POD_CIDR_BASE.$i.0/24\"]}")
+  done
+  local IFS=,
+  printf '{"nodes": [%s]}\n' "${entries[*]}" >"$ROOT/nodes.json.tmp"
+  mv "$ROOT/nodes.json.tmp" "$ROOT/nodes.json"
+}
+
+start_agent() {
+  local i=$1 ns dir
+  ns=$(node_ns "$i")
+  dir=$(node_dir "$i")
+  # setsid: the agent outlives this script and is found again by its pid file and netns.
+  ip netns exec "$ns" setsid "$BIN/sluice-agent" \
+    --node-name "node-$i" --nodes-file "$ROOT/nodes.json" \
+    --bpf-root "$dir/bpf/sluice" --state-dir "$dir/state" \
+    --cni-conf-dir "$dir/net.d" --cni-bin-dir "$dir/bin" --install-cni-bin "$BIN/sluice" \
+    --cluster-cidr "$POD_CIDR_BASE.0.0/16" --metrics-addr "127.0.0.1:$METRICS_PORT" \
+    --log-level "${SLUICE_LOG_LEVEL:-info}" --log-file "$dir/state/agent.log" \
+    </dev/null >>"$dir/agent.out" 2>&1 &
+  echo $! >"$dir/agent.pid"
+}
+
+stop_agent() {
+  local i=$1 pidfile pid
+  pidfile=$(node_dir "$i")/agent.pid
+  [[ -f $pidfile ]] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+wait_ready() {
+  local i=$1 dir
+  dir=$(node_dir "$i")
+  for _ in $(seq 300); do
+    if [[ -f $dir/net.d/10-sluice.conflist ]] && http_get "$i" /healthz | grep -q '^ok'; then return 0; fi
+    if ! kill -0 "$(cat "$dir/agent.pid")" 2>/dev/null; then
+      tail -20 "$dir/agent.out" >&2 || true
+      die "node-$i: sluice-agent exited"
+    fi
+    sleep 0.1
+  done
+  tail -20 "$dir/agent.out" >&2 || true
+  die "node-$i: sluice-agent not ready after 30 s"
+}
+
+# GET on the node's agent HTTP endpoint, body only (bash's /dev/tcp: no curl needed).
+http_get() {
+  local i=$1 path=$2
+  ip netns exec "$(node_ns "$i")" bash -c '
+    exec 3<>/dev/tcp/127.0.0.1/'"$METRICS_PORT"' || exit 1
+    printf "GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n" "'"$path"'" >&3
+    sed "1,/^\r\{0,1\}$/d" <&3' 2>/dev/null
+}
+
+# Runs the plugin as a runtime would, from the node's netns. Prints the CNI result.
+cni_exec() {
+  local cmd=$1 i=$2 j=$3 dir ns cid conf
+  dir=$(node_dir "$i")
+  ns=$(pod_ns "$i" "$j")
+  cid=$(printf '%s' "$ns" | sha256sum | cut -c1-64)
+  conf=$(plugin_conf "$dir/net.d/10-sluice.conflist")
+  local netns_path=/run/netns/$ns
+  [[ $cmd == DEL && ! -e $netns_path ]] && netns_path=
+  ip netns exec "$(node_ns "$i")" env -i PATH="$PATH" CNI_COMMAND="$cmd" CNI_CONTAINERID="$cid" \
+    CNI_NETNS="$netns_path" CNI_IFNAME=eth0 CNI_PATH="$dir/bin:/usr/lib/cni" \
+    CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-$i-$j;K8S_POD_INFRA_CONTAINER_ID=$cid" \
+    "$dir/bin/sluice" <<<"$conf"
+}
+
+add_pod() {
+  local i=$1 j=$2 ns out ip
+  ns=$(pod_ns "$i" "$j")
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  if ! out=$(cni_exec ADD "$i" "$j"); then
+    log "ADD pod-$i-$j failed: $out"
+    return 1
+  fi
+  ip=$(python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["ips"][0]["address"].split("/")[0])' <<<"$out")
+  printf '%s\t%s\t%s\t%s\n' "pod-$i-$j" "node-$i" "$ns" "$ip" >>"$ROOT/pods.tsv"
+}
+
+cmd_up() {
+  local nodes=3 ppn=2
+  while (($#)); do
+    case $1 in
+      --nodes) nodes=$2; shift 2 ;;
+      --pods-per-node) ppn=$2; shift 2 ;;
+      *) die "up: unknown argument $1" ;;
+    esac
+  done
+  ((nodes >= 1 && nodes <= 200)) || die "--nodes must be 1..200"
+  ((ppn >= 0 && ppn <= 200)) || die "--pods-per-node must be 0..200"
+  [[ -x $BIN/sluice && -x $BIN/sluice-agent ]] || die "no binaries in $BIN: build first (cmake -S . -B build && cmake --build build)"
+  [[ -e $ROOT ]] && die "cluster '$P' exists: hack/cluster.sh down first"
+
+  mkdir -p "$ROOT"
+  echo "$nodes" >"$ROOT/nodes"
+  : >"$ROOT/pods.tsv"
+  write_nodes_file "$nodes"
+
+  ip netns add "$UL"
+  ip -n "$UL" link add br0 type bridge
+  ip -n "$UL" link set br0 up
+  ip -n "$UL" link set lo up
+
+  local i j
+  for ((i = 1; i <= nodes; i++)); do
+    local ns dir
+    ns=$(node_ns "$i")
+    dir=$(node_dir "$i")
+    mkdir -p "$dir/bpf" "$dir/state" "$dir/net.d" "$dir/bin"
+    mount -t bpf bpf "$dir/bpf"
+    ip netns add "$ns"
+    ip -n "$ns" link set lo up
+    ip -n "$UL" link add "n$i" type veth peer name eth0 netns "$ns"
+    ip -n "$UL" link set "n$i" master br0 up
+    ip -n "$ns" addr add "$NODE_NET.$i/24" dev eth0
+    ip -n "$ns" link set eth0 up
+    start_agent "$i"
+  done
+
+  # The outside world: a host on the underlay that is no node.
+  ip netns add "$EXT"
+  ip -n "$EXT" link set lo up
+  ip -n "$UL" link add ext type veth peer name eth0 netns "$EXT"
+  ip -n "$UL" link set ext master br0 up
+  ip -n "$EXT" addr add "$EXT_IP/24" dev eth0
+  ip -n "$EXT" link set eth0 up
+
+  for ((i = 1; i <= nodes; i++)); do wait_ready "$i"; done
+  log "$nodes nodes ready"
+  for ((i = 1; i <= nodes; i++)); do
+    for ((j = 1; j <= ppn; j++)); do add_pod "$i" "$j"; done
+  done
+  log "$((nodes * ppn)) pods created"
+  cmd_status
+}
+
+pods() { cat "$ROOT/pods.tsv" 2>/dev/null || true; }
+
+cmd_status() {
+  [[ -d $ROOT ]] || die "no cluster '$P'"
+  local json=0
+  [[ ${1:-} == -o && ${2:-} == json ]] && json=1
+  if ((json)); then
+    python3 - "$ROOT" "$P" "$NODE_NET" "$POD_CIDR_BASE" <<'PY'
+import json, sys
+root, p, node_net, pod_base = sys.argv[1:5]
+n = int(open(f"{root}/nodes").read())
+nodes = [{"name": f"node-{i}", "netns": f"{p}-n{i}", "ip": f"{node_net}.{i}", "podCIDR": f"{pod_base}.{i}.0/24"}
+         for i in range(1, n + 1)]
+pods = []
+for line in open(f"{root}/pods.tsv"):
+    name, node, netns, ip = line.rstrip("\n").split("\t")
+    pods.append({"name": name, "node": node, "netns": netns, "ip": ip})
+print(json.dumps({"nodes": nodes, "pods": pods}, indent=2))
+PY
+    return
+  fi
+  local n i
+  n=$(nodes_count)
+  printf '%-8s %-12s %-14s %-16s %s\n' NODE NETNS IP PODCIDR AGENT
+  for ((i = 1; i <= n; i++)); do
+    local state=down
+    if kill -0 "$(cat "$(node_dir "$i")/agent.pid" 2>/dev/null || echo 0)" 2>/dev/null; then state=running; fi
+    printf '%-8s %-12s %-14s %-16s %s\n' "node-$i" "$(node_ns "$i")" "$NODE_NET.$i" "$POD_CIDR_BASE.$i.0/24" "$state"
+  done
+  echo
+  printf '%-10s %-8s %-16s %s\n' POD NODE NETNS IP
+  pods | while IFS=$'\t' read -r name node ns ip; do
+    printf '%-10s %-8s %-16s %s\n' "$name" "$node" "$ns" "$ip"
+  done
+}
+
+# Connectivity matrix: every pod pings every pod; TCP from each pod to one pod per node.
+cmd_check() {
+  [[ -d $ROOT ]] || die "no cluster '$P'"
+  local -a names nss ips
+  local name node ns ip fail=0
+  while IFS=$'\t' read -r name node ns ip; do
+    names+=("$name"); nss+=("$ns"); ips+=("$ip")
+  done < <(pods)
+  local n=${#names[@]} a b
+  ((n > 0)) || die "no pods"
+  echo "ICMP, row pings column (. = itself):"
+  printf '%-10s' ""
+  for ((b = 0; b < n; b++)); do printf ' %-9s' "${names[b]}"; done
+  echo
+  for ((a = 0; a < n; a++)); do
+    printf '%-10s' "${names[a]}"
+    for ((b = 0; b < n; b++)); do
+      if ((a == b)); then printf ' %-9s' "."; continue; fi
+      if ip netns exec "${nss[a]}" ping -c 1 -W 2 -q "${ips[b]}" >/dev/null 2>&1; then
+        printf ' %-9s' "ok"
+      else
+        printf ' %-9s' "FAIL"; fail=1
+      fi
+    done
+    echo
+  done
+
+  echo "TCP (1 MiB, sha256 compared), every pod to the first pod of every node:"
+  local -A firstOfNode
+  while IFS=$'\t' read -r name node ns ip; do
+    [[ -n ${firstOfNode[$node]:-} ]] || firstOfNode[$node]="$ns $ip $name"
+  done < <(pods)
+  local srv sns sip sname
+  for srv in "${firstOfNode[@]}"; do
+    read -r sns sip sname <<<"$srv"
+    for ((a = 0; a < n; a++)); do
+      [[ ${nss[a]} == "$sns" ]] && continue
+      if tcp_transfer "${nss[a]}" "$sns" "$sip"; then
+        printf '  %-10s -> %-10s ok\n' "${names[a]}" "$sname"
+      else
+        printf '  %-10s -> %-10s FAIL\n' "${names[a]}" "$sname"; fail=1
+      fi
+    done
+  done
+
+  echo "Datapath counters per node:"
+  local i
+  for ((i = 1; i <= $(nodes_count); i++)); do
+    echo "  node-$i:"
+    "$BIN/sluice-agent" counters --bpf-root "$(node_dir "$i")/bpf/sluice" 2>&1 | sed 's/^/    /'
+  done
+  if ((fail)); then
+    log "connectivity check FAILED"
+    return 1
+  fi
+  log "every pod reaches every other pod"
+}
+
+# Sends 1 MiB of random data from one netns to a listener in another; compares hashes.
+tcp_transfer() {
+  local from=$1 to=$2 ip=$3 port=$((20000 + RANDOM % 20000)) tmp
+  tmp=$(mktemp -d)
+  head -c 1048576 /dev/urandom >"$tmp/data"
+  ip netns exec "$to" timeout 10 socat -u "TCP-LISTEN:$port,reuseaddr" "OPEN:$tmp/recv,creat,trunc" &
+  local lpid=$!
+  local ok=1
+  for _ in $(seq 50); do
+    ip netns exec "$from" timeout 10 socat -u "OPEN:$tmp/data" "TCP:$ip:$port,connect-timeout=1" 2>/dev/null && { ok=0; break; }
+    sleep 0.1
+  done
+  wait "$lpid" 2>/dev/null || ok=1
+  if ((ok == 0)) && [[ $(sha256sum <"$tmp/data") == "$(sha256sum <"$tmp/recv")" ]]; then
+    rm -rf "$tmp"; return 0
+  fi
+  rm -rf "$tmp"
+  return 1
+}
+
+cmd_down() {
+  # Works from whatever is left: pid files, namespaces with our prefix, mounts under ROOT.
+  local n i j
+  n=$(nodes_count)
+  # DEL every pod the way a runtime tears a sandbox down, while the datapath is still there.
+  local name node ns ip
+  while IFS=$'\t' read -r name node ns ip; do
+    [[ $name =~ ^pod-([0-9]+)-([0-9]+)$ ]] || continue
+    i=${BASH_REMATCH[1]} j=${BASH_REMATCH[2]}
+    if [[ -f $(node_dir "$i")/net.d/10-sluice.conflist && -x $(node_dir "$i")/bin/sluice ]]; then
+      cni_exec DEL "$i" "$j" >/dev/null 2>&1 || log "DEL $name failed (removing its netns anyway)"
+    fi
+  done < <(pods)
+  for ((i = 1; i <= n; i++)); do stop_agent "$i"; done
+  for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$P-(ul|ext|n[0-9]+(-p[0-9]+)?)$" || true); do
+    local -a pids
+    mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null || true)
+    ((${#pids[@]} == 0)) || kill -KILL "${pids[@]}" 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  if [[ -d $ROOT ]]; then
+    local m
+    for m in $(awk -v r="$ROOT/" 'index($2, r) == 1 {print $2}' /proc/self/mounts | sort -r); do
+      umount -l "$m" 2>/dev/null || true
+    done
+    rm -rf "$ROOT"
+  fi
+  log "cluster '$P' removed"
+}
+
+cmd_demo() {
+  bash "$REPO/hack/install-deps.sh"
+  cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$BUILD_DIR" -j"$(nproc)" --target sluice sluice-agent
+  [[ -e $ROOT ]] && cmd_down
+  cmd_up "$@"
+  echo
+  cmd_check
+  echo
+  log "the cluster stays up: hack/cluster.sh status | check | down"
+}
+
+main() {
+  local cmd=${1:-}
+  shift || true
+  case $cmd in
+    up) need_root up; cmd_up "$@" ;;
+    down) need_root down; cmd_down ;;
+    status) need_root status; cmd_status "$@" ;;
+    check) need_root check; cmd_check ;;
+    demo) need_root demo; cmd_demo "$@" ;;
+    *) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; [[ -z $cmd || $cmd == -h || $cmd == --help ]] ;;
+  esac
+}
+
+main "$@"
