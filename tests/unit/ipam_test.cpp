@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "sluice/cni/ipam.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+namespace sluice::cni {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+std::vector<RangeSet> ranges(const char* text) {
+  auto r = parseRanges(json::parse(text), "ranges");
+  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
+  return r.ok() ? *r : std::vector<RangeSet>{};
+}
+
+std::string readFile(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class IpamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/sluice-ipam-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    dir_ = LocalIpam::directory(root_.string(), "net1");
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  LocalIpam ipam(const char* rangesJson) { return LocalIpam(dir_, ranges(rangesJson)); }
+
+  std::string alloc(LocalIpam& i, const std::string& cid, const std::string& ifname = "eth0") {
+    auto a = i.allocate(cid, ifname);
+    EXPECT_TRUE(a.ok()) << (a.ok() ? "" : a.error().message());
+    if (!a.ok() || a->empty()) return "";
+    return (*a)[0].ip.str();
+  }
+
+  fs::path root_;
+  std::string dir_;
+};
+
+TEST_F(IpamTest, DirectoryLayout) {
+  EXPECT_EQ(LocalIpam::directory("/var/lib/sluice", "sluice"), "/var/lib/sluice/ipam/sluice");
+}
+
+TEST_F(IpamTest, AllocatesInOrderAndWritesHostLocalStyleFiles) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
+  auto a = i.allocate("c1", "eth0");
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  ASSERT_EQ(a->size(), 1u);
+  EXPECT_EQ((*a)[0].ip.str(), "10.244.1.1");  // no implicit gateway: .1 is a pod address
+  EXPECT_FALSE((*a)[0].reused);
+  EXPECT_EQ((*a)[0].range.subnet.str(), "10.244.1.0/24");
+  EXPECT_EQ(alloc(i, "c2"), "10.244.1.2");
+  EXPECT_EQ(readFile(fs::path(dir_) / "10.244.1.1"), "c1\neth0\n");
+  EXPECT_EQ(readFile(fs::path(dir_) / "10.244.1.2"), "c2\neth0\n");
+  EXPECT_EQ(readFile(fs::path(dir_) / "last_reserved_ip.0"), "10.244.1.2\n");
+  EXPECT_TRUE(fs::exists(fs::path(dir_) / "lock"));
+  for (const auto& e : fs::directory_iterator(dir_))
+    EXPECT_NE(e.path().filename().string().rfind(".tmp-", 0), 0u) << e.path();
+}
+
+TEST_F(IpamTest, SameAttachmentGetsTheSameAddressBack) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
+  EXPECT_EQ(alloc(i, "c1"), "10.244.1.1");
+  auto again = i.allocate("c1", "eth0");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ((*again)[0].ip.str(), "10.244.1.1");
+  EXPECT_TRUE((*again)[0].reused);
+  // Another interface of the same container is another attachment.
+  EXPECT_EQ(alloc(i, "c1", "net1"), "10.244.1.2");
+  auto found = i.find("c1", "eth0");
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].str(), "10.244.1.1");
+  EXPECT_EQ(i.list()->size(), 2u);
+}
+
+TEST_F(IpamTest, NeverHandsOutNetworkBroadcastOrExplicitGateway) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/29","gateway":"10.244.1.3"}]])");
+  std::set<std::string> got;
+  for (int n = 0; n < 5; ++n) got.insert(alloc(i, "c" + std::to_string(n)));
+  EXPECT_EQ(got, (std::set<std::string>{"10.244.1.1", "10.244.1.2", "10.244.1.4", "10.244.1.5",
+                                        "10.244.1.6"}));
+  auto full = i.allocate("c9", "eth0");
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().code(), CniCode::kIpamExhausted);
+}
+
+TEST_F(IpamTest, ExplicitStartAndEndEvenAtTheSubnetEdges) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24","rangeStart":"10.244.1.0","rangeEnd":"10.244.1.255"}]])");
+  EXPECT_EQ(alloc(i, "a"), "10.244.1.1");  // .0 is the network even inside the range
+  auto j = LocalIpam(dir_ + "-2", ranges(R"([[{"subnet":"10.244.1.0/24","rangeStart":"10.244.1.253"}]])"));
+  EXPECT_EQ(alloc(j, "a"), "10.244.1.253");
+  EXPECT_EQ(alloc(j, "b"), "10.244.1.254");
+  auto full = j.allocate("c", "eth0");  // .255 is the broadcast
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().code(), CniCode::kIpamExhausted);
+}
+
+TEST_F(IpamTest, ExhaustionIsCode101WithAClearMessageAndReservesNothing) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/30"}]])");
+  EXPECT_EQ(alloc(i, "a"), "10.244.1.1");
+  EXPECT_EQ(alloc(i, "b"), "10.244.1.2");
+  auto r = i.allocate("c", "eth0");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), CniCode::kIpamExhausted);
+  EXPECT_NE(r.error().message().find("no free address"), std::string::npos);
+  EXPECT_NE(r.error().message().find("10.244.1.0/30"), std::string::npos);
+  EXPECT_TRUE(i.find("c", "eth0")->empty());
+  EXPECT_EQ(i.list()->size(), 2u);
+}
+
+TEST_F(IpamTest, ReleaseFreesAndRoundRobinMovesOn) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/29"}]])");  // .1 - .6
+  EXPECT_EQ(alloc(i, "a"), "10.244.1.1");
+  EXPECT_EQ(alloc(i, "b"), "10.244.1.2");
+  auto rel = i.release("a", "eth0");
+  ASSERT_TRUE(rel.ok());
+  ASSERT_EQ(rel->size(), 1u);
+  EXPECT_EQ((*rel)[0].str(), "10.244.1.1");
+  EXPECT_FALSE(fs::exists(fs::path(dir_) / "10.244.1.1"));
+  // Round robin: a freed address is not handed out again right away.
+  EXPECT_EQ(alloc(i, "c"), "10.244.1.3");
+  EXPECT_EQ(alloc(i, "d"), "10.244.1.4");
+  EXPECT_EQ(alloc(i, "e"), "10.244.1.5");
+  EXPECT_EQ(alloc(i, "f"), "10.244.1.6");
+  EXPECT_EQ(alloc(i, "g"), "10.244.1.1");  // wrapped
+  // Releasing what is not held is success with nothing freed.
+  auto none = i.release("nobody", "eth0");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_F(IpamTest, ReleaseWithoutStateCreatesNothing) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
+  auto r = i.release("a", "eth0");
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->empty());
+  EXPECT_FALSE(fs::exists(dir_));
+}
+
+TEST_F(IpamTest, CorruptLastReservedFileIsIgnored) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
+  fs::create_directories(dir_);
+  std::ofstream(fs::path(dir_) / "last_reserved_ip.0") << "garbage";
+  EXPECT_EQ(alloc(i, "a"), "10.244.1.1");
+  std::ofstream(fs::path(dir_) / "last_reserved_ip.0") << "192.168.0.1";  // outside every range
+  EXPECT_EQ(alloc(i, "b"), "10.244.1.2");
+}
+
+TEST_F(IpamTest, SeveralRangesInASetAreOnePool) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/30"},{"subnet":"10.244.2.0/30"}]])");
+  std::vector<std::string> got;
+  for (int n = 0; n < 4; ++n) got.push_back(alloc(i, "c" + std::to_string(n)));
+  EXPECT_EQ(got, (std::vector<std::string>{"10.244.1.1", "10.244.1.2", "10.244.2.1", "10.244.2.2"}));
+  EXPECT_FALSE(i.allocate("c9", "eth0").ok());
+}
+
+TEST_F(IpamTest, OneAddressPerRangeSetAndAllOrNothing) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00::/126"}]])");
+  auto a = i.allocate("a", "eth0");
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  ASSERT_EQ(a->size(), 2u);
+  EXPECT_EQ((*a)[0].ip.str(), "10.244.1.1");
+  EXPECT_EQ((*a)[1].ip.str(), "fd00::1");
+  EXPECT_EQ((*a)[1].rangeSet, 1);
+  ASSERT_TRUE(i.allocate("b", "eth0").ok());  // fd00::2
+  ASSERT_TRUE(i.allocate("c", "eth0").ok());  // fd00::3 (no broadcast in IPv6)
+  auto d = i.allocate("d", "eth0");           // IPv6 set exhausted
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(d.error().code(), CniCode::kIpamExhausted);
+  EXPECT_NE(d.error().message().find("range set 1"), std::string::npos);
+  EXPECT_TRUE(i.find("d", "eth0")->empty());  // its IPv4 address was given back
+  EXPECT_FALSE(fs::exists(fs::path(dir_) / "10.244.1.4"));
+}
+
+TEST_F(IpamTest, ReleaseAllExceptForGc) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
+  alloc(i, "keep");
+  alloc(i, "gone1");
+  alloc(i, "keep", "net1");
+  alloc(i, "gone2");
+  auto r = i.releaseAllExcept({{"keep", "eth0"}, {"keep", "net1"}, {"unrelated", "eth0"}});
+  ASSERT_TRUE(r.ok());
+  std::set<std::string> freed;
+  for (const auto& x : *r) freed.insert(x.containerId);
+  EXPECT_EQ(freed, (std::set<std::string>{"gone1", "gone2"}));
+  auto left = i.list();
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(left->size(), 2u);
+  for (const auto& x : *left) EXPECT_EQ(x.containerId, "keep");
+}
+
+TEST_F(IpamTest, ConcurrentThreadsGetDistinctAddresses) {
+  constexpr int kN = 50;
+  std::vector<std::string> got(kN);
+  std::vector<std::thread> threads;
+  const auto set = ranges(R"([[{"subnet":"10.244.1.0/24"}]])");
+  for (int n = 0; n < kN; ++n)
+    threads.emplace_back([&, n] {
+      LocalIpam own(dir_, set);  // separate lock descriptors, as separate plugin processes
+      auto a = own.allocate("t" + std::to_string(n), "eth0");
+      if (a.ok()) got[n] = (*a)[0].ip.str();
+    });
+  for (auto& t : threads) t.join();
+  std::set<std::string> distinct(got.begin(), got.end());
+  distinct.erase("");
+  EXPECT_EQ(distinct.size(), static_cast<size_t>(kN));
+}
+
+TEST_F(IpamTest, ConcurrentProcessesGetDistinctAddresses) {
+  constexpr int kN = 50;
+  const auto set = ranges(R"([[{"subnet":"10.244.1.0/24"}]])");
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  std::vector<pid_t> pids;
+  for (int n = 0; n < kN; ++n) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::close(fds[0]);
+      LocalIpam own(dir_, set);
+      auto a = own.allocate("p" + std::to_string(n), "eth0");
+      if (!a.ok()) ::_exit(2);
+      std::string line = (*a)[0].ip.str() + "\n";
+      // Lines shorter than PIPE_BUF are written atomically.
+      ::_exit(::write(fds[1], line.data(), line.size()) == static_cast<ssize_t>(line.size()) ? 0 : 3);
+    }
+    pids.push_back(pid);
+  }
+  ::close(fds[1]);
+  for (pid_t pid : pids) {
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  std::string all;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) all.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  std::set<std::string> distinct;
+  std::istringstream lines(all);
+  for (std::string l; std::getline(lines, l);) distinct.insert(l);
+  EXPECT_EQ(distinct.size(), static_cast<size_t>(kN));
+  EXPECT_EQ(LocalIpam(dir_, set).list()->size(), static_cast<size_t>(kN));
+}
+
+TEST_F(IpamTest, LockHeldByAProcessThatDiedDoesNotBlock) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
+  EXPECT_EQ(alloc(i, "before"), "10.244.1.1");
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = ::open((dir_ + "/lock").c_str(), O_RDWR);
+    if (fd < 0 || ::flock(fd, LOCK_EX) != 0) ::_exit(1);
+    // Leave what a crash in the middle of an allocation leaves: a temporary file.
+    int t = ::open((dir_ + "/.tmp-99999-0").c_str(), O_WRONLY | O_CREAT, 0644);
+    if (t >= 0) ::close(t);
+    char c = 'x';
+    if (::write(ready[1], &c, 1) != 1) ::_exit(1);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  // The lock is really held now: a non-blocking attempt fails...
+  int probe = ::open((dir_ + "/lock").c_str(), O_RDWR);
+  ASSERT_GE(probe, 0);
+  EXPECT_NE(::flock(probe, LOCK_EX | LOCK_NB), 0);
+  // ...until the holder dies.
+  ::kill(pid, SIGKILL);
+  int status;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_EQ(::flock(probe, LOCK_EX | LOCK_NB), 0);
+  ::close(probe);
+  EXPECT_EQ(alloc(i, "after"), "10.244.1.2");
+  EXPECT_FALSE(fs::exists(fs::path(dir_) / ".tmp-99999-0"));  // crash leftovers cleaned
+  EXPECT_EQ(i.find("before", "eth0")->size(), 1u);            // state survived
+}
+
+TEST_F(IpamTest, StateSurvivesANewAllocatorInstance) {
+  {
+    auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
+    alloc(i, "a");
+    alloc(i, "b");
+  }
+  auto j = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
+  EXPECT_EQ(alloc(j, "b"), "10.244.1.2");
+  EXPECT_EQ(alloc(j, "c"), "10.244.1.3");
+}
+
+TEST_F(IpamTest, ReadsHostLocalFilesWithoutTrailingNewline) {
+  fs::create_directories(dir_);
+  std::ofstream(fs::path(dir_) / "10.244.1.1") << "legacy\r\neth0";
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
+  auto found = i.find("legacy", "eth0");
+  ASSERT_TRUE(found.ok());
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ(alloc(i, "new"), "10.244.1.2");
+}
+
+}  // namespace
+}  // namespace sluice::cni
