@@ -7,6 +7,7 @@
 #   sudo hack/cluster.sh check                 connectivity matrix; non-zero exit on any failure
 #   sudo hack/cluster.sh status [-o json]
 #   sudo hack/cluster.sh down                  removes everything, even after a crash
+#   sudo hack/cluster.sh restart-agent NODE [--down-for SECONDS]   (node number, e.g. 2)
 #
 # Nodes are network namespaces joined by a bridge in an "underlay" namespace (addresses from
 # the benchmarking range 198.18.0.0/15), each with its own bpffs mounted outside /sys, its own
@@ -348,6 +349,20 @@ cmd_down() {
   log "cluster '$P' removed"
 }
 
+cmd_restart_agent() {
+  local i=${1:-} down=0
+  [[ $i =~ ^[0-9]+$ ]] || die "restart-agent: node number expected"
+  shift
+  [[ ${1:-} == --down-for ]] && down=$2
+  ((i >= 1 && i <= $(nodes_count))) || die "no node $i"
+  stop_agent "$i"
+  log "node-$i: agent stopped"
+  sleep "$down"
+  start_agent "$i"
+  wait_ready "$i"
+  log "node-$i: agent ready again"
+}
+
 cmd_demo() {
   bash "$REPO/hack/install-deps.sh"
   cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -369,7 +384,8 @@ main() {
     status) need_root status; cmd_status "$@" ;;
     check) need_root check; cmd_check ;;
     demo) need_root demo; cmd_demo "$@" ;;
-    *) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; [[ -z $cmd || $cmd == -h || $cmd == --help ]] ;;
+    restart-agent) need_root restart-agent; cmd_restart_agent "$@" ;;
+    *) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; [[ -z $cmd || $cmd == -h || $cmd == --help ]] ;;
   esac
 }
 

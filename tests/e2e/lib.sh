@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Shared by the e2e tests: a cluster of our own (per-run prefix), torn down on any exit, and
+# small assertion helpers. Source it; then call e2e_up with hack/cluster.sh up arguments.
+set -euo pipefail
+
+E2E_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export SLUICE_CLUSTER_PREFIX=${SLUICE_CLUSTER_PREFIX:-slte$$}
+export SLUICE_BUILD_DIR=${SLUICE_BUILD_DIR:-$E2E_REPO/build}
+CLUSTER="$E2E_REPO/hack/cluster.sh"
+CROOT=/run/sluice-cluster/$SLUICE_CLUSTER_PREFIX
+AGENT=$SLUICE_BUILD_DIR/bin/sluice-agent
+E2E_FAILS=0
+E2E_BG_PIDS=()
+
+e2e_cleanup() {
+  local rc=$?
+  local pid
+  for pid in "${E2E_BG_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  if ((rc != 0 || E2E_FAILS != 0)) && [[ -d $CROOT ]]; then
+    echo "---- agent logs (last lines) ----" >&2
+    tail -n 30 "$CROOT"/n*/agent.out "$CROOT"/n*/state/cni.log 2>/dev/null >&2 || true
+  fi
+  bash "$CLUSTER" down >/dev/null 2>&1 || true
+  exit "$rc"
+}
+trap e2e_cleanup EXIT
+
+e2e_up() { bash "$CLUSTER" up "$@" >&2; }
+
+pass() { printf 'PASS %s\n' "$*"; }
+fail() { printf 'FAIL %s\n' "$*"; E2E_FAILS=$((E2E_FAILS + 1)); }
+check() {  # check "description" command...
+  local what=$1
+  shift
+  if "$@"; then pass "$what"; else fail "$what"; fi
+}
+e2e_done() {
+  if ((E2E_FAILS)); then
+    echo "$E2E_FAILS check(s) failed" >&2
+    exit 1
+  fi
+  echo "all checks passed"
+}
+
+nns() { echo "$SLUICE_CLUSTER_PREFIX-n$1"; }
+pns() { echo "$SLUICE_CLUSTER_PREFIX-n$1-p$2"; }
+pod_ip() { awk -F'\t' -v n="pod-$1-$2" '$1 == n {print $4}' "$CROOT/pods.tsv"; }
+node_ip() { echo "198.18.0.$1"; }
+bpf_root() { echo "$CROOT/n$1/bpf/sluice"; }
+
+# counter <node> <name>: packets of one datapath verdict on a node, from the CLI's JSON.
+counter() {
+  "$AGENT" counters --bpf-root "$(bpf_root "$1")" -o json |
+    python3 -c 'import json,sys
+d = json.load(sys.stdin)
+name = sys.argv[1]
+items = d.get("counters", d) if isinstance(d, dict) else d
+if isinstance(items, dict):
+    v = items.get(name, 0)
+    print(v["packets"] if isinstance(v, dict) else v)
+else:
+    print(next((c.get("packets", 0) for c in items if c.get("name") == name), 0))' "$2"
+}
+
+ping_ok() { ip netns exec "$1" ping -c "${3:-1}" -W 2 -q "$2" >/dev/null 2>&1; }
+
+# within <ms> command...: waits up to <ms> milliseconds for a command to succeed (polling every
+# 50 ms) and reports how long it took.
+within() {
+  local limit=$1 start elapsed
+  shift
+  start=$(date +%s%N)
+  while true; do
+    if "$@"; then
+      elapsed=$((($(date +%s%N) - start) / 1000000))
+      printf '  converged in %d ms\n' "$elapsed" >&2
+      return 0
+    fi
+    elapsed=$((($(date +%s%N) - start) / 1000000))
+    ((elapsed > limit)) && return 1
+    sleep 0.05
+  done
+}
