@@ -1,0 +1,180 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Cross-node pod-to-pod performance: Sluice (BPF redirect into a collect-metadata VXLAN
+# device) vs a flannel-style kernel VXLAN setup (cni0 bridge + flannel.1 with static
+# fdb/neigh entries) vs the bare underlay between the two nodes (the limit). All three share
+# one topology (two node namespaces on a bridge in an underlay namespace) and run
+# interleaved, round after round, so drift on a shared machine hits them alike.
+#
+# Prints, per setup: TCP throughput single-stream and 4 streams (iperf3; median, min-max),
+# CPU-seconds per GB transferred (from /proc/stat), TCP request/response latency (sockperf
+# ping-pong, busy-polling client), and the ratios to the underlay.
+#
+# Usage: sudo hack/bench/cross-node.sh [--rounds N] [--duration S] [--build-dir DIR]
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+ROUNDS=5
+DURATION=8
+BUILD_DIR=$REPO/build
+while (($#)); do
+  case $1 in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --build-dir) BUILD_DIR=$2; shift 2 ;;
+    -h|--help) sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[[ $EUID -eq 0 ]] || { echo "needs root" >&2; exit 1; }
+for t in iperf3 sockperf python3; do command -v "$t" >/dev/null || { echo "missing $t: hack/install-deps.sh" >&2; exit 1; }; done
+
+export SLUICE_CLUSTER_PREFIX=slb$$
+export SLUICE_BUILD_DIR=$BUILD_DIR
+FL=slf$$            # flannel-style setup prefix
+RESULTS=$(mktemp -d)
+
+cleanup() {
+  bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true
+  local ns
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$FL-" || true); do
+    ip netns pids "$ns" | xargs -r kill -KILL 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+  done
+  rm -rf "$RESULTS"
+}
+trap cleanup EXIT
+
+# ---- Sluice: the simulated cluster, 2 nodes with one pod each ----
+bash "$REPO/hack/cluster.sh" up --nodes 2 --pods-per-node 1 >/dev/null
+pod_ip() { awk -F'\t' -v n="$1" '$1 == n {print $4}' "/run/sluice-cluster/$SLUICE_CLUSTER_PREFIX/pods.tsv"; }
+SL_CLIENT=$SLUICE_CLUSTER_PREFIX-n1-p1
+SL_SERVER=$SLUICE_CLUSTER_PREFIX-n2-p1
+SL_SERVER_IP=$(pod_ip pod-2-1)
+UL_CLIENT=$SLUICE_CLUSTER_PREFIX-n1
+UL_SERVER=$SLUICE_CLUSTER_PREFIX-n2
+UL_SERVER_IP=198.18.0.2
+
+# ---- flannel-style kernel VXLAN: cni0 bridge per node, flannel.1 with static entries ----
+ip netns add "$FL-ul"
+ip -n "$FL-ul" link add br0 type bridge
+ip -n "$FL-ul" link set br0 up
+for i in 1 2; do
+  ns=$FL-n$i
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  ip -n "$FL-ul" link add "n$i" type veth peer name eth0 netns "$ns"
+  ip -n "$FL-ul" link set "n$i" master br0 up
+  ip -n "$ns" addr add "198.19.0.$i/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1
+  ip -n "$ns" link add flannel.1 address "02:f1:00:00:00:0$i" type vxlan id 1 local "198.19.0.$i" dev eth0 \
+    dstport 8472 nolearning
+  ip -n "$ns" addr add "10.245.$i.0/32" dev flannel.1
+  ip -n "$ns" link set flannel.1 mtu 1450 up
+  ip -n "$ns" link add cni0 type bridge
+  ip -n "$ns" addr add "10.245.$i.1/24" dev cni0
+  ip -n "$ns" link set cni0 mtu 1450 up
+  pod=$FL-n$i-p1
+  ip netns add "$pod"
+  ip -n "$pod" link set lo up
+  ip -n "$ns" link add "veth$i" mtu 1450 type veth peer name eth0 netns "$pod" mtu 1450
+  ip -n "$ns" link set "veth$i" master cni0 up
+  ip -n "$pod" addr add "10.245.$i.2/24" dev eth0
+  ip -n "$pod" link set eth0 up
+  ip -n "$pod" route add default via "10.245.$i.1"
+done
+for i in 1 2; do
+  k=$((3 - i))
+  ns=$FL-n$i
+  ip -n "$ns" route add "10.245.$k.0/24" via "10.245.$k.0" dev flannel.1 onlink
+  ip -n "$ns" neigh add "10.245.$k.0" lladdr "02:f1:00:00:00:0$k" dev flannel.1 nud permanent
+  ip netns exec "$ns" bridge fdb append "02:f1:00:00:00:0$k" dev flannel.1 dst "198.19.0.$k"
+done
+FL_CLIENT=$FL-n1-p1
+FL_SERVER=$FL-n2-p1
+FL_SERVER_IP=10.245.2.2
+
+ip netns exec "$FL_CLIENT" ping -c 1 -W 2 -q "$FL_SERVER_IP" >/dev/null || { echo "flannel-style setup does not forward" >&2; exit 1; }
+ip netns exec "$SL_CLIENT" ping -c 1 -W 2 -q "$SL_SERVER_IP" >/dev/null || { echo "sluice cluster does not forward" >&2; exit 1; }
+
+cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }  # user nice system irq softirq, in ticks
+HZ=$(getconf CLK_TCK)
+
+# tput <setup> <client-ns> <server-ns> <server-ip> <streams> -> appends "gbit cpu_s_per_gb"
+tput() {
+  local name=$1 cns=$2 sns=$3 sip=$4 streams=$5 out c0 c1
+  ip netns exec "$sns" iperf3 -s -1 -D -p 5301 -I "$RESULTS/iperf.pid" >/dev/null 2>&1
+  sleep 0.3
+  c0=$(cpu_busy)
+  out=$(ip netns exec "$cns" iperf3 -c "$sip" -p 5301 -t "$DURATION" -P "$streams" -J 2>/dev/null) || { echo "iperf3 failed for $name" >&2; return 1; }
+  c1=$(cpu_busy)
+  python3 - "$out" "$c0" "$c1" "$HZ" <<'PY' >>"$RESULTS/$name.tput$streams"
+import json, sys
+d = json.loads(sys.argv[1]); c0, c1, hz = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+end = d["end"]["sum_received"]
+gbit = end["bits_per_second"] / 1e9
+gb = end["bytes"] / 1e9
+print(f"{gbit:.3f} {((c1 - c0) / hz) / gb:.3f}")
+PY
+}
+
+# rr <setup> <client-ns> <server-ns> <server-ip> -> appends median RTT in microseconds
+rr() {
+  local name=$1 cns=$2 sns=$3 sip=$4 spid out
+  ip netns exec "$sns" sockperf server --tcp -i "$sip" -p 5302 >/dev/null 2>&1 &
+  spid=$!
+  sleep 0.5
+  # a zero poll timeout keeps the client spinning instead of sleeping: on a VM, blocking RTT
+  # mostly measures CPU wake-up
+  out=$(ip netns exec "$cns" sockperf ping-pong --tcp -i "$sip" -p 5302 -t "$DURATION" -m 64 --full-rtt --timeout 0 2>&1) || true
+  kill "$spid" 2>/dev/null || true
+  wait "$spid" 2>/dev/null || true
+  awk '/percentile 50.000/ {print $NF}' <<<"$out" >>"$RESULTS/$name.rr"
+}
+
+echo "cross-node benchmark: $ROUNDS rounds x ${DURATION}s, $(nproc) CPUs, kernel $(uname -r)" >&2
+for ((r = 1; r <= ROUNDS; r++)); do
+  echo "round $r/$ROUNDS" >&2
+  for setup in underlay sluice flannel; do
+    case $setup in
+      underlay) args=("$UL_CLIENT" "$UL_SERVER" "$UL_SERVER_IP") ;;
+      sluice) args=("$SL_CLIENT" "$SL_SERVER" "$SL_SERVER_IP") ;;
+      flannel) args=("$FL_CLIENT" "$FL_SERVER" "$FL_SERVER_IP") ;;
+    esac
+    tput "$setup" "${args[@]}" 1
+    tput "$setup" "${args[@]}" 4
+    rr "$setup" "${args[@]}"
+  done
+done
+
+python3 - "$RESULTS" <<'PY'
+import os, statistics, sys
+d = sys.argv[1]
+def col(name, kind, idx=0):
+    p = os.path.join(d, f"{name}.{kind}")
+    if not os.path.exists(p): return []
+    return [float(l.split()[idx]) for l in open(p) if l.strip()]
+setups = [("underlay", "bare underlay (limit)"), ("sluice", "Sluice"), ("flannel", "kernel VXLAN (flannel-style)")]
+def fmt(v, unit=""):
+    if not v: return "n/a"
+    return f"{statistics.median(v):.2f}{unit} ({min(v):.2f}-{max(v):.2f})"
+print()
+print(f"{'setup':32} {'TCP 1 stream Gbit/s':24} {'CPU s/GB':10} {'TCP 4 streams Gbit/s':24} {'CPU s/GB':10} {'RR RTT us':20}")
+for key, label in setups:
+    t1, c1 = col(key, "tput1"), col(key, "tput1", 1)
+    t4, c4 = col(key, "tput4"), col(key, "tput4", 1)
+    rr = col(key, "rr")
+    print(f"{label:32} {fmt(t1):24} {statistics.median(c1) if c1 else 0:<10.2f} {fmt(t4):24} {statistics.median(c4) if c4 else 0:<10.2f} {fmt(rr):20}")
+print()
+print("ratios (medians):")
+def med(k, kind, i=0):
+    v = col(k, kind, i)
+    return statistics.median(v) if v else float("nan")
+for key, label in setups[1:]:
+    print(f"  {label:30} throughput 1 stream {med(key,'tput1')/med('underlay','tput1'):.2f}x underlay, "
+          f"4 streams {med(key,'tput4')/med('underlay','tput4'):.2f}x, RTT {med(key,'rr')/med('underlay','rr'):.2f}x")
+print(f"  Sluice / kernel VXLAN: throughput 1 stream {med('sluice','tput1')/med('flannel','tput1'):.2f}x, "
+      f"4 streams {med('sluice','tput4')/med('flannel','tput4'):.2f}x, "
+      f"CPU/GB {med('sluice','tput1',1)/med('flannel','tput1',1):.2f}x, RTT {med('sluice','rr')/med('flannel','rr'):.2f}x")
+PY
