@@ -378,10 +378,9 @@ void Node::create(const Binaries& bins, bool withDatapath) {
 
   hostNs_ = createNetns("host");
   ASSERT_FALSE(hostNs_.empty());
-  // The node's underlay address; a real node has one and forwards IPv4.
-  mustRun({"ip", "-n", hostNs_, "link", "add", "sltnode0", "type", "dummy"});
-  mustRun({"ip", "-n", hostNs_, "addr", "add", std::string(kNodeIp) + "/24", "dev", "sltnode0"});
-  mustRun({"ip", "-n", hostNs_, "link", "set", "sltnode0", "up"});
+  // The node's own address (on lo: this kernel has no dummy driver); a real node has one,
+  // and forwards IPv4.
+  mustRun({"ip", "-n", hostNs_, "addr", "add", std::string(kNodeIp) + "/32", "dev", "lo"});
   mustRun({"ip", "netns", "exec", hostNs_, "sysctl", "-qw", "net.ipv4.ip_forward=1"});
   ASSERT_FALSE(::testing::Test::HasFailure()) << "host netns setup failed";
 
@@ -736,6 +735,9 @@ bool Node::ping(const std::string& fromNs, const std::string& ip, int count) {
   auto readyF = ready.get_future();
   std::string serverErr;
   Digest serverDigest;
+  // Written when the client gave up, so the server stops waiting for a connection.
+  int cancel[2];
+  if (::pipe2(cancel, O_CLOEXEC) != 0) return ::testing::AssertionFailure() << "pipe: " << std::strerror(errno);
 
   std::thread server([&] {
     std::string why;
@@ -756,8 +758,8 @@ bool Node::ping(const std::string& fromNs, const std::string& ip, int count) {
       return;
     }
     ready.set_value("");
-    pollfd p{ls, POLLIN, 0};
-    if (::poll(&p, 1, kGuardMs) != 1) {
+    pollfd p[2] = {{ls, POLLIN, 0}, {cancel[0], POLLIN, 0}};
+    if (::poll(p, 2, kGuardMs) < 1 || !(p[0].revents & POLLIN)) {
       serverErr = "no connection arrived";
       ::close(ls);
       return;
@@ -840,8 +842,11 @@ bool Node::ping(const std::string& fromNs, const std::string& ip, int count) {
       ::close(s);
     });
     client.join();
+    if (!clientErr.empty()) (void)!::write(cancel[1], "x", 1);
   }
   server.join();
+  ::close(cancel[0]);
+  ::close(cancel[1]);
   if (!readyErr.empty()) return ::testing::AssertionFailure() << "server: " << readyErr;
   if (!clientErr.empty() || !serverErr.empty())
     return ::testing::AssertionFailure() << "client: " << clientErr << " server: " << serverErr;

@@ -2,7 +2,7 @@
 // Integration-test harness: drives the real `sluice` binary the way a container runtime does
 // (environment + stdin, result or error JSON on stdout) against a simulated node that lives
 // entirely in network namespaces of our own:
-//   - a "host" netns (the node) with lo, a dummy underlay address and nothing else;
+//   - a "host" netns (the node) with only lo, carrying the node's address;
 //   - one netns per pod;
 //   - a private bpffs mounted under a temp dir (never under /sys) into which
 //     `sluice-agent --load-only` pins the datapath;
@@ -139,7 +139,7 @@ class Node {
   const std::string& tmpDir() const { return tmpDir_; }
   std::string logFile() const { return stateDir_ + "/cni.log"; }
   std::string pluginDir() const;
-  // The node's "underlay" address on a dummy interface in the host netns.
+  // The node's address, on lo in the host netns.
   static constexpr const char* kNodeIp = "198.18.0.1";
   static constexpr const char* kGateway = "169.254.1.1";
 
@@ -190,7 +190,7 @@ class Node {
   // SL_CNT_* summed over all possible CPUs.
   sl_counter counter(int id) const;
 
-  // Snapshot of the host netns right after create(): lo + the dummy underlay.
+  // Snapshot of the host netns right after create().
   const std::set<std::string>& baselineLinks() const { return baselineLinks_; }
   const std::set<std::string>& baselineRoutes() const { return baselineRoutes_; }
   // Everything ADD creates is gone: host links and routes equal the baseline, no IPAM

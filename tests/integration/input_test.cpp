@@ -82,6 +82,8 @@ struct ArgsCase {
   std::string pattern;
 };
 
+void PrintTo(const ArgsCase& c, std::ostream* os) { *os << c.name; }
+
 std::string substitute(std::string s, const std::map<std::string, std::string>& vars) {
   for (const auto& [k, v] : vars)
     for (size_t pos; (pos = s.find(k)) != std::string::npos;) s.replace(pos, k.size(), v);

@@ -175,7 +175,7 @@ void expectPlumbed(Node& node, const Pod& pod, int mtu, std::string* podMacOut =
 void installForwardCounter(Node& node) {
   ProcOptions o;
   o.input = "table inet sltfwd {\n"
-            "  chain fwd {\n"
+            "  chain sltcount {\n"
             "    type filter hook forward priority 0; policy accept;\n"
             "    ip saddr 10.244.0.0/16 counter\n"
             "  }\n"
