@@ -1,0 +1,77 @@
+# shellcheck shell=bash
+# SPDX-License-Identifier: Apache-2.0
+# Helpers shared by the hack/bench scripts: statistics over one-number-per-line input, CPU
+# accounting from /proc/stat, readiness waits and tool output parsing. Source it; it defines
+# functions only and changes no shell options.
+
+# Busy CPU time of the whole machine so far, in clock ticks: user + nice + system + irq +
+# softirq (idle, iowait and steal excluded).
+bench_cpu_ticks() {
+  awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat
+}
+
+# bench_cpu_s_per_gb TICKS_BEFORE TICKS_AFTER BYTES -> CPU-seconds spent per GB (1e9 bytes).
+bench_cpu_s_per_gb() {
+  awk -v a="$1" -v b="$2" -v bytes="$3" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (bytes <= 0) { print "nan"; exit } printf "%.3f\n", ((b - a) / hz) / (bytes / 1e9) }'
+}
+
+# Statistics over numbers read from stdin, one per line (blank lines and "nan" ignored).
+bench_median() {
+  grep -Ev '^(nan|)$' | sort -g | awk '{ v[NR] = $1 }
+    END { if (NR == 0) { print "nan"; exit }
+          if (NR % 2) printf "%.6g\n", v[(NR + 1) / 2]; else printf "%.6g\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+bench_min() { grep -Ev '^(nan|)$' | sort -g | head -n1 | awk '{ printf "%.6g\n", $1 } END { if (NR == 0) print "nan" }'; }
+bench_max() { grep -Ev '^(nan|)$' | sort -g | tail -n1 | awk '{ printf "%.6g\n", $1 } END { if (NR == 0) print "nan" }'; }
+# bench_percentile P: nearest-rank percentile (P in 0..100).
+bench_percentile() {
+  grep -Ev '^(nan|)$' | sort -g | awk -v p="$1" '{ v[NR] = $1 }
+    END { if (NR == 0) { print "nan"; exit }
+          r = int((p / 100) * NR + 0.999999); if (r < 1) r = 1; if (r > NR) r = NR; printf "%.6g\n", v[r] }'
+}
+
+# bench_ratio A B -> A/B with two decimals ("nan" if either is missing or B is zero).
+bench_ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "nan"; else printf "%.2f\n", a / b }'
+}
+
+# bench_fmt_range FILE [COLUMN] -> "median (min-max)" of a column of a results file.
+bench_fmt_range() {
+  local file=$1 col=${2:-1} vals
+  vals=$(awk -v c="$col" '{ print $c }' "$file" 2>/dev/null || true)
+  printf '%s (%s-%s)' "$(bench_median <<<"$vals")" "$(bench_min <<<"$vals")" "$(bench_max <<<"$vals")"
+}
+
+# Nanoseconds since the epoch.
+bench_now_ns() { date +%s%N; }
+
+# bench_wait_listen NETNS PORT: waits (up to ~10 s) until a TCP listener is bound to PORT
+# inside NETNS. A readiness wait, not a measurement.
+bench_wait_listen() {
+  local ns=$1 port=$2 i
+  for ((i = 0; i < 100; i++)); do
+    if ip netns exec "$ns" ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then return 0; fi
+    sleep 0.1
+  done
+  echo "bench: nothing listens on port $port in $ns" >&2
+  return 1
+}
+
+# bench_iperf3_summary JSON -> "BITS_PER_SECOND BYTES" of the receiver side.
+bench_iperf3_summary() {
+  python3 -c 'import json, sys
+d = json.loads(sys.argv[1])
+e = d["end"]["sum_received"]
+print(e["bits_per_second"], int(e["bytes"]))' "$1"
+}
+
+# bench_sockperf_percentile OUTPUT P -> the RTT/latency percentile line's value (usec), e.g. P=50.000.
+bench_sockperf_percentile() {
+  awk -v p="$2" '$0 ~ ("percentile " p " =") { print $NF; found = 1 } END { if (!found) print "nan" }' <<<"$1"
+}
+
+# bench_kill_netns_procs NETNS: SIGKILLs every process living in NETNS.
+bench_kill_netns_procs() {
+  ip netns pids "$1" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
+}

@@ -1,0 +1,244 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Same-node pod-to-pod performance: Sluice (tc BPF on the host veths, bpf_redirect_peer
+# straight into the other pod) vs the reference `bridge` plugin (cni0 bridge) vs the
+# reference `ptp` plugin (veth + host routing) vs a bare veth pair between two namespaces
+# (the limit). The four run interleaved, round after round, so drift on a shared machine hits
+# them alike. Everything lives in network namespaces of its own (a "host" namespace per
+# plugin, one per pod) and a trap removes all of it.
+#
+# Prints, per setup: TCP throughput (iperf3, one stream; median, min-max, per-round ratio to
+# the bare pair), the CPU it cost (CPU-seconds per GB, /proc/stat deltas), TCP request/response
+# RTT (sockperf ping-pong, busy-polling client; median of per-round medians), and ADD/DEL
+# latency (median, p99) over --pods pods for Sluice vs ptp.
+#
+# Usage: sudo hack/bench/same-node.sh [--build-dir DIR] [--rounds N] [--duration S] [--pods N] [--mtu M]
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=hack/bench/lib.sh
+. "$REPO/hack/bench/lib.sh"
+
+BUILD_DIR=$REPO/build
+ROUNDS=5
+DURATION=10
+PODS=100
+MTU=1500
+REF_CNI=${SLUICE_REF_CNI_DIR:-/usr/lib/cni}
+while (($#)); do
+  case $1 in
+    --build-dir) BUILD_DIR=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --pods) PODS=$2; shift 2 ;;
+    --mtu) MTU=$2; shift 2 ;;
+    -h|--help) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "same-node: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[[ $EUID -eq 0 ]] || { echo "same-node: needs root (network namespaces, bpffs)" >&2; exit 1; }
+for t in ip iperf3 sockperf python3 ss; do
+  command -v "$t" >/dev/null || { echo "same-node: missing $t: run hack/install-deps.sh" >&2; exit 1; }
+done
+PLUGIN=$BUILD_DIR/bin/sluice
+AGENT=$BUILD_DIR/bin/sluice-agent
+for b in "$PLUGIN" "$AGENT" "$REF_CNI/bridge" "$REF_CNI/ptp" "$REF_CNI/host-local"; do
+  [[ -x $b ]] || { echo "same-node: $b not found (build first, or install containernetworking-plugins)" >&2; exit 1; }
+done
+
+P=slbs$$                                # every namespace of this run starts with it
+WORK=$(mktemp -d /tmp/sluice-bench-XXXXXX)
+BPF=$WORK/bpf
+RES=$WORK/results
+mkdir -p "$BPF" "$RES" "$WORK/sluice-state" "$WORK/host-local"
+SERVER_PIDS=()
+
+cleanup() {
+  set +e
+  local pid ns
+  for pid in "${SERVER_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+  for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do
+    bench_kill_netns_procs "$ns"
+    ip netns del "$ns" 2>/dev/null
+  done
+  if mountpoint -q "$BPF"; then umount -l "$BPF"; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+netns_new() {
+  ip netns add "$1"
+  ip -n "$1" link set lo up
+}
+
+# cni HOST_NS PLUGIN_PATH COMMAND CONTAINER_ID POD_NETNS CONF_FILE: a runtime-style exec in
+# the host namespace; the result (or error) on stdout.
+cni() {
+  ip netns exec "$1" env -i PATH="$PATH" CNI_COMMAND="$3" CNI_CONTAINERID="$4" CNI_NETNS="/run/netns/$5" \
+    CNI_IFNAME=eth0 CNI_PATH="$(dirname "$PLUGIN"):$REF_CNI" "$2" <"$6"
+}
+
+result_ip() {
+  python3 -c 'import json, sys; print(json.loads(sys.argv[1])["ips"][0]["address"].split("/")[0])' "$1"
+}
+
+# ---- the three plugin setups: a host namespace each, two pods each ----
+cat >"$WORK/sluice.json" <<EOF
+{"cniVersion": "1.0.0", "name": "bench-sluice", "type": "sluice", "mtu": $MTU,
+ "bpfRoot": "$BPF", "stateDir": "$WORK/sluice-state", "logFile": "$WORK/sluice-state/cni.log",
+ "logLevel": "warn", "ipam": {"type": "sluice-ipam", "ranges": [[{"subnet": "10.244.0.0/16"}]]}}
+EOF
+cat >"$WORK/bridge.json" <<EOF
+{"cniVersion": "1.0.0", "name": "bench-bridge", "type": "bridge", "bridge": "cni0", "isGateway": true,
+ "ipMasq": false, "mtu": $MTU,
+ "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.245.0.0/16"}]], "dataDir": "$WORK/host-local",
+          "routes": [{"dst": "0.0.0.0/0"}]}}
+EOF
+cat >"$WORK/ptp.json" <<EOF
+{"cniVersion": "1.0.0", "name": "bench-ptp", "type": "ptp", "ipMasq": false, "mtu": $MTU,
+ "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.246.0.0/16"}]], "dataDir": "$WORK/host-local",
+          "routes": [{"dst": "0.0.0.0/0"}]}}
+EOF
+
+mount -t bpf bpf "$BPF"
+for setup in sluice bridge ptp; do
+  netns_new "$P-$setup"
+  ip -n "$P-$setup" addr add 198.18.0.1/32 dev lo
+  ip netns exec "$P-$setup" sysctl -qw net.ipv4.ip_forward=1
+done
+ip netns exec "$P-sluice" "$AGENT" --load-only --bpf-root "$BPF" --state-dir "$WORK/sluice-state" --log-level warn
+
+declare -A CLIENT SERVER SERVER_IP
+plugin_path() { case $1 in sluice) echo "$PLUGIN" ;; *) echo "$REF_CNI/$1" ;; esac; }
+for setup in sluice bridge ptp; do
+  for role in client server; do
+    pod=$P-$setup-$role
+    netns_new "$pod"
+    out=$(cni "$P-$setup" "$(plugin_path "$setup")" ADD "bench-$setup-$role" "$pod" "$WORK/$setup.json") ||
+      { echo "same-node: $setup ADD failed: $out" >&2; exit 1; }
+    if [[ $role == client ]]; then CLIENT[$setup]=$pod; else SERVER[$setup]=$pod; SERVER_IP[$setup]=$(result_ip "$out"); fi
+  done
+done
+
+# ---- the bare veth pair: the limit ----
+netns_new "$P-bare-client"
+netns_new "$P-bare-server"
+ip -n "$P-bare-client" link add eth0 mtu "$MTU" type veth peer name eth0 netns "$P-bare-server" mtu "$MTU"
+ip -n "$P-bare-client" addr add 10.247.0.1/24 dev eth0
+ip -n "$P-bare-server" addr add 10.247.0.2/24 dev eth0
+ip -n "$P-bare-client" link set eth0 up
+ip -n "$P-bare-server" link set eth0 up
+CLIENT[bare]=$P-bare-client
+SERVER[bare]=$P-bare-server
+SERVER_IP[bare]=10.247.0.2
+
+SETUPS=(bare sluice bridge ptp)
+declare -A LABEL=([bare]="bare veth pair (limit)" [sluice]="Sluice" [bridge]="bridge plugin" [ptp]="ptp plugin")
+for s in "${SETUPS[@]}"; do
+  ip netns exec "${CLIENT[$s]}" ping -c 1 -W 2 -q "${SERVER_IP[$s]}" >/dev/null ||
+    { echo "same-node: ${LABEL[$s]}: client cannot reach ${SERVER_IP[$s]}" >&2; exit 1; }
+done
+
+# tput SETUP: one iperf3 run; appends "GBIT CPU_S_PER_GB" to $RES/SETUP.tput
+tput() {
+  local s=$1 out c0 c1 sum bps bytes
+  ip netns exec "${SERVER[$s]}" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+  SERVER_PIDS+=($!)
+  bench_wait_listen "${SERVER[$s]}" 5201
+  c0=$(bench_cpu_ticks)
+  out=$(ip netns exec "${CLIENT[$s]}" iperf3 -c "${SERVER_IP[$s]}" -p 5201 -t "$DURATION" -J) ||
+    { echo "same-node: iperf3 failed for $s" >&2; return 1; }
+  c1=$(bench_cpu_ticks)
+  wait "${SERVER_PIDS[-1]}" 2>/dev/null || true
+  sum=$(bench_iperf3_summary "$out")
+  bps=${sum% *}
+  bytes=${sum#* }
+  echo "$(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }') $(bench_cpu_s_per_gb "$c0" "$c1" "$bytes")" >>"$RES/$s.tput"
+}
+
+# rr SETUP: one sockperf ping-pong run with a busy-polling client (epoll with a zero timeout:
+# on a VM a sleeping client mostly measures CPU wake-up); appends "P50_US P99_US" to $RES/SETUP.rr
+rr() {
+  local s=$1 pid out
+  ip netns exec "${SERVER[$s]}" sockperf server --tcp -i "${SERVER_IP[$s]}" -p 5302 >/dev/null 2>&1 &
+  pid=$!
+  SERVER_PIDS+=("$pid")
+  bench_wait_listen "${SERVER[$s]}" 5302
+  out=$(ip netns exec "${CLIENT[$s]}" sockperf ping-pong --tcp -i "${SERVER_IP[$s]}" -p 5302 -t "$DURATION" \
+    -m 64 --full-rtt --timeout 0 2>&1) || true
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  echo "$(bench_sockperf_percentile "$out" 50.000) $(bench_sockperf_percentile "$out" 99.000)" >>"$RES/$s.rr"
+}
+
+echo "same-node benchmark: $ROUNDS rounds x ${DURATION}s per test, MTU $MTU, $(nproc) CPUs, kernel $(uname -r)" >&2
+for ((r = 1; r <= ROUNDS; r++)); do
+  echo "round $r/$ROUNDS" >&2
+  for s in "${SETUPS[@]}"; do
+    tput "$s"
+    rr "$s"
+  done
+done
+
+# ---- ADD/DEL latency: Sluice vs ptp, interleaved pod by pod ----
+# Both go through the same `ip netns exec HOST` a runtime does not need; its own cost is
+# measured and printed alongside.
+echo "ADD/DEL latency: $PODS pods each for Sluice and ptp" >&2
+for ((i = 0; i < 20; i++)); do
+  t0=$(bench_now_ns); ip netns exec "$P-ptp" true; t1=$(bench_now_ns)
+  echo $(((t1 - t0) / 1000)) >>"$RES/exec.us"
+done
+for ((i = 1; i <= PODS; i++)); do
+  for s in sluice ptp; do
+    netns_new "$P-lat-$s-$i"
+    t0=$(bench_now_ns)
+    cni "$P-$s" "$(plugin_path "$s")" ADD "lat-$s-$i" "$P-lat-$s-$i" "$WORK/$s.json" >/dev/null ||
+      { echo "same-node: $s ADD #$i failed" >&2; exit 1; }
+    t1=$(bench_now_ns)
+    echo $(((t1 - t0) / 1000)) >>"$RES/$s.add.us"
+  done
+done
+for ((i = 1; i <= PODS; i++)); do
+  for s in sluice ptp; do
+    t0=$(bench_now_ns)
+    cni "$P-$s" "$(plugin_path "$s")" DEL "lat-$s-$i" "$P-lat-$s-$i" "$WORK/$s.json" >/dev/null ||
+      { echo "same-node: $s DEL #$i failed" >&2; exit 1; }
+    t1=$(bench_now_ns)
+    echo $(((t1 - t0) / 1000)) >>"$RES/$s.del.us"
+    ip netns del "$P-lat-$s-$i"
+  done
+done
+
+# ---- report ----
+col() { awk -v c="$2" '{ print $c }' "$1"; }
+ms() { awk -v u="$1" 'BEGIN { if (u == "nan") print "nan"; else printf "%.2f", u / 1000 }'; }
+echo
+printf '%-24s %-22s %-34s %-9s %-22s %-10s %s\n' "setup" "TCP Gbit/s med (min-max)" "per-round ratio to bare" "ratio" \
+  "RR RTT us med (min-max)" "RTT p99" "RTT ratio"
+for s in "${SETUPS[@]}"; do
+  ratios=""
+  for ((r = 1; r <= ROUNDS; r++)); do
+    ratios+="$(bench_ratio "$(sed -n "${r}p" "$RES/$s.tput" | cut -d' ' -f1)" "$(sed -n "${r}p" "$RES/bare.tput" | cut -d' ' -f1)") "
+  done
+  tmed=$(col "$RES/$s.tput" 1 | bench_median)
+  bmed=$(col "$RES/bare.tput" 1 | bench_median)
+  rmed=$(col "$RES/$s.rr" 1 | bench_median)
+  brmed=$(col "$RES/bare.rr" 1 | bench_median)
+  printf '%-24s %-22s %-34s %-9s %-22s %-10s %s\n' "${LABEL[$s]}" "$(bench_fmt_range "$RES/$s.tput" 1)" "$ratios" \
+    "$(bench_ratio "$tmed" "$bmed")" "$(bench_fmt_range "$RES/$s.rr" 1)" "$(col "$RES/$s.rr" 2 | bench_median)" \
+    "$(bench_ratio "$rmed" "$brmed")"
+done
+echo
+printf '%-24s %s\n' "setup" "CPU-seconds per GB, med (min-max) [per round]"
+for s in "${SETUPS[@]}"; do
+  printf '%-24s %s  [%s]\n' "${LABEL[$s]}" "$(bench_fmt_range "$RES/$s.tput" 2)" "$(col "$RES/$s.tput" 2 | tr '\n' ' ')"
+done
+echo
+echo "ADD/DEL latency over $PODS pods (ms; each includes 'ip netns exec', itself $(ms "$(bench_median <"$RES/exec.us")") ms median):"
+printf '%-24s %-12s %-12s %-12s %-12s\n' "plugin" "ADD median" "ADD p99" "DEL median" "DEL p99"
+for s in sluice ptp; do
+  printf '%-24s %-12s %-12s %-12s %-12s\n' "${LABEL[$s]}" "$(ms "$(bench_median <"$RES/$s.add.us")")" \
+    "$(ms "$(bench_percentile 99 <"$RES/$s.add.us")")" "$(ms "$(bench_median <"$RES/$s.del.us")")" \
+    "$(ms "$(bench_percentile 99 <"$RES/$s.del.us")")"
+done
