@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # SPDX-License-Identifier: Apache-2.0
 # The Sluice image: sluice-agent (the DaemonSet's entrypoint) and the sluice CNI plugin, which
 # the chart's install-cni-bin init container copies onto the node.

@@ -84,7 +84,11 @@ class Dockerfile(unittest.TestCase):
         return [a for s, w, a in self.ins if w == "RUN" and (idx is None or s == idx)]
 
     def test_spdx(self):
-        self.assertRegex(self.text.splitlines()[1], r"^# SPDX-License-Identifier: Apache-2.0$")
+        self.assertRegex(self.text.splitlines()[0], r"^# SPDX-License-Identifier: Apache-2.0$")
+
+    def test_builds_offline_capable(self):
+        # A "# syntax=" directive makes BuildKit pull a frontend image before anything else.
+        self.assertNotRegex(self.text, r"(?m)^#\s*syntax=")
 
     def test_base_images_pinned(self):
         self.assertEqual(len(self.froms), 2, "multi-stage: build and runtime")
