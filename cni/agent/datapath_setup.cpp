@@ -31,7 +31,7 @@ Result<bpf::Datapath> loadDatapath(const std::string& bpfRoot) {
   bool reuse = bpf::datapathPinned(bpfRoot);
   auto dp = bpf::Datapath::load({bpfRoot});
   if (!dp.ok()) return std::move(dp).error().context("load datapath under " + bpfRoot);
-  spdlog::info("datapath {} under {}", reuse ? "reused" : "loaded and pinned", bpfRoot);
+  if (reuse) spdlog::info("reused the maps pinned under {} (contents kept)", bpfRoot);
   return dp;
 }
 
@@ -47,6 +47,7 @@ Result<sl_config> updateConfig(const bpf::ConfigMap& config, const ConfigUpdate&
   if (u.overlayIfindex) after.overlay_ifindex = *u.overlayIfindex;
   if (u.vni) after.vni = *u.vni;
   if (u.underlayIfindex) after.underlay_ifindex = *u.underlayIfindex;
+  if (u.overlayMtu) after.overlay_mtu = *u.overlayMtu;
   if (!current || std::memcmp(&before, &after, sizeof(after)) != 0) {
     auto st = config.update(key, after);
     if (!st.ok()) return std::move(st).error().context("write sl_config");

@@ -27,6 +27,7 @@ struct ConfigUpdate {
   std::optional<uint32_t> overlayIfindex;
   std::optional<uint32_t> vni;
   std::optional<uint32_t> underlayIfindex;
+  std::optional<uint32_t> overlayMtu;
 };
 
 // Reads sl_config[0], applies the update, keeps layout_version, writes it back only if

@@ -2,11 +2,15 @@
 // sluice-agent: the DaemonSet agent, its --load-only init step and the inspection CLI.
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <vector>
 
 #include <spdlog/spdlog.h>
 
+#include "agent.h"
+#include "cli.h"
+#include "conflist.h"
 #include "datapath_setup.h"
 #include "flags.h"
 #include "sluice/log.h"
@@ -22,6 +26,9 @@ int fail(const sluice::Error& e) {
 }
 
 int loadOnly(const AgentOptions& o) {
+  if (!o.installCniBin.empty()) {
+    if (auto st = sluice::agent::installCniBinary(o.installCniBin, o.cniBinDir); !st.ok()) return fail(st.error());
+  }
   auto dp = sluice::agent::loadDatapath(o.bpfRoot);
   if (!dp.ok()) return fail(dp.error());
   sluice::agent::ConfigUpdate u;
@@ -31,6 +38,11 @@ int loadOnly(const AgentOptions& o) {
   if (!cfg.ok()) return fail(cfg.error());
   spdlog::info("datapath ready under {} (layout version {})", o.bpfRoot, cfg->layout_version);
   return 0;
+}
+
+bool isInspection(Command c) {
+  return c == Command::kStatus || c == Command::kEndpoints || c == Command::kRoutes || c == Command::kNodes ||
+         c == Command::kCounters;
 }
 
 }  // namespace
@@ -43,25 +55,25 @@ int main(int argc, char** argv) {
     return 2;
   }
   const AgentOptions& o = *opts;
-  switch (o.command) {
-    case Command::kHelp:
-      std::fputs(sluice::agent::usage().c_str(), stdout);
-      return 0;
-    case Command::kVersion:
-      std::printf("sluice-agent %s\n", SLUICE_VERSION);
-      return 0;
-    default:
-      break;
+  if (o.command == Command::kHelp) {
+    std::fputs(sluice::agent::usage().c_str(), stdout);
+    return 0;
+  }
+  if (o.command == Command::kVersion) {
+    std::printf("sluice-agent %s\n", SLUICE_VERSION);
+    return 0;
   }
   sluice::LogOptions log;
-  log.file = o.logFile;
   log.level = o.logLevel;
-  sluice::setupLogging(log);
-  switch (o.command) {
-    case Command::kLoadOnly:
-      return loadOnly(o);
-    default:
-      spdlog::error("this build of sluice-agent only supports --load-only");
-      return 1;
+  if (isInspection(o.command)) {
+    // The CLI's output is stdout; only warnings and worse go to stderr.
+    log.level = o.logLevel == "info" ? "warn" : o.logLevel;
+    sluice::setupLogging(log);
+    return sluice::agent::runCli(o, std::cout, std::cerr);
   }
+  log.file = o.logFile;
+  sluice::setupLogging(log);
+  if (o.command == Command::kLoadOnly) return loadOnly(o);
+  sluice::agent::Agent agent(o);
+  return agent.run();
 }

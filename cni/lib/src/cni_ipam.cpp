@@ -272,6 +272,8 @@ Result<std::vector<Allocation>> LocalIpam::allocate(const std::string& container
 
 Result<std::vector<net::IpAddr>> LocalIpam::find(const std::string& containerId,
                                                  const std::string& ifname) const {
+  struct stat sb;
+  if (::stat(dir_.c_str(), &sb) != 0 && errno == ENOENT) return std::vector<net::IpAddr>();
   SL_ASSIGN_OR_RETURN(DirLock lock, DirLock::acquire(dir_));
   SL_ASSIGN_OR_RETURN(DirScan st, scan(dir_));
   std::vector<net::IpAddr> out;

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "conflist.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "sluice/fd.h"
+
+namespace sluice::agent {
+namespace {
+
+Status writeAll(int fd, const char* data, size_t len, const std::string& what) {
+  while (len > 0) {
+    ssize_t n = ::write(fd, data, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Error::fromErrno(errno, "write " + what, CniCode::kIoFailure);
+    }
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+  return okStatus();
+}
+
+std::optional<std::string> readFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return std::nullopt;
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+std::string renderConflist(const ConflistParams& p) {
+  using nlohmann::ordered_json;
+  ordered_json range = ordered_json::array({ordered_json::array({{{"subnet", p.podCidr.network().str()}}})});
+  ordered_json plugin = {{"type", "sluice"},
+                         {"mtu", p.mtu},
+                         {"bpfRoot", p.bpfRoot},
+                         {"stateDir", p.stateDir},
+                         {"logFile", p.stateDir + "/cni.log"},
+                         {"logLevel", p.logLevel},
+                         {"ipam", {{"type", "sluice-ipam"}, {"ranges", range}}}};
+  ordered_json doc = {{"cniVersion", "1.0.0"}, {"name", "sluice"}, {"plugins", ordered_json::array({plugin})}};
+  return doc.dump(2) + "\n";
+}
+
+Status writeFileAtomic(const std::string& path, const std::string& content, unsigned mode) {
+  const std::string tmp = path + ".tmp";
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+  if (!fd.valid()) return Error::fromErrno(errno, "create " + tmp, CniCode::kIoFailure);
+  auto cleanup = [&] { ::unlink(tmp.c_str()); };
+  if (::fchmod(fd.get(), mode) != 0) {
+    cleanup();
+    return Error::fromErrno(errno, "chmod " + tmp, CniCode::kIoFailure);
+  }
+  if (auto st = writeAll(fd.get(), content.data(), content.size(), tmp); !st.ok()) {
+    cleanup();
+    return st;
+  }
+  if (::fsync(fd.get()) != 0) {
+    cleanup();
+    return Error::fromErrno(errno, "fsync " + tmp, CniCode::kIoFailure);
+  }
+  fd.reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    cleanup();
+    return Error::fromErrno(err, "rename " + tmp + " to " + path, CniCode::kIoFailure);
+  }
+  return okStatus();
+}
+
+Result<bool> writeConflist(const std::string& dir, const ConflistParams& p) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return Error::fromErrno(ec.value(), "create " + dir, CniCode::kIoFailure);
+  const std::string path = dir + "/" + kConflistName;
+  const std::string text = renderConflist(p);
+  struct stat st {};
+  if (auto cur = readFile(path); cur && *cur == text && ::stat(path.c_str(), &st) == 0 &&
+                                 (st.st_mode & 07777) == 0644)
+    return false;
+  SL_TRY(writeFileAtomic(path, text, 0644));
+  spdlog::info("wrote {} (pod CIDR {}, mtu {})", path, p.podCidr.network().str(), p.mtu);
+  return true;
+}
+
+Status installCniBinary(const std::string& src, const std::string& binDir) {
+  std::error_code ec;
+  std::filesystem::create_directories(binDir, ec);
+  if (ec) return Error::fromErrno(ec.value(), "create " + binDir, CniCode::kIoFailure);
+  Fd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in.valid()) return Error::fromErrno(errno, "open " + src, CniCode::kIoFailure);
+  const std::string tmp = binDir + "/sluice.tmp";
+  const std::string dst = binDir + "/sluice";
+  // A fresh inode, not an in-place write: a running plugin keeps executing the old one.
+  ::unlink(tmp.c_str());
+  Fd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755));
+  if (!out.valid()) return Error::fromErrno(errno, "create " + tmp, CniCode::kIoFailure);
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      ::unlink(tmp.c_str());
+      return Error::fromErrno(err, "read " + src, CniCode::kIoFailure);
+    }
+    if (n == 0) break;
+    if (auto st = writeAll(out.get(), buf, static_cast<size_t>(n), tmp); !st.ok()) {
+      ::unlink(tmp.c_str());
+      return st;
+    }
+  }
+  if (::fchmod(out.get(), 0755) != 0 || ::fsync(out.get()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Error::fromErrno(err, "finish " + tmp, CniCode::kIoFailure);
+  }
+  out.reset();
+  if (::rename(tmp.c_str(), dst.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Error::fromErrno(err, "rename " + tmp + " to " + dst, CniCode::kIoFailure);
+  }
+  spdlog::info("installed {} as {}", src, dst);
+  return okStatus();
+}
+
+}  // namespace sluice::agent

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+// The CNI configuration the agent writes once the datapath is up
+// (<cni-conf-dir>/10-sluice.conflist, docs/internals.md), and the plugin binary install.
+#pragma once
+
+#include <string>
+
+#include "sluice/net/ip.h"
+#include "sluice/result.h"
+
+namespace sluice::agent {
+
+inline constexpr const char* kConflistName = "10-sluice.conflist";
+
+struct ConflistParams {
+  net::Cidr podCidr;  // this node's (IPv4) pod CIDR
+  int mtu = 0;
+  std::string bpfRoot;
+  std::string stateDir;
+  std::string logLevel;
+};
+
+// The conflist JSON text (logFile = <stateDir>/cni.log).
+std::string renderConflist(const ConflistParams& p);
+
+// Writes <dir>/10-sluice.conflist atomically (temp file + fsync + rename, mode 0644); an
+// identical file is left alone so runtimes watching the directory see no change. Returns
+// whether the file was (re)written.
+Result<bool> writeConflist(const std::string& dir, const ConflistParams& p);
+
+// Writes `content` to `path` via `<path>.tmp` + rename with `mode`.
+Status writeFileAtomic(const std::string& path, const std::string& content, unsigned mode);
+
+// Copies `src` to <binDir>/sluice.tmp, mode 0755, then renames it to <binDir>/sluice.
+Status installCniBinary(const std::string& src, const std::string& binDir);
+
+}  // namespace sluice::agent

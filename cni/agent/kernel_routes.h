@@ -1,0 +1,42 @@
+// SPDX-License-Identifier: Apache-2.0
+// Kernel routes for stack-originated traffic to remote pod CIDRs: "<podCIDR> dev sluice_vxlan
+// scope link mtu M src <node IP>" (vxlan mode) or "<podCIDR> via <node IP> dev <underlay>"
+// (native mode), all tagged with our routing protocol number so stale ones can be found.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sluice/net/ip.h"
+#include "sluice/result.h"
+
+namespace sluice::agent {
+
+// rtm_protocol of every route the agent owns ("ip route ... proto 83").
+inline constexpr int kRouteProtocol = 83;
+
+struct KernelRoute {
+  net::Cidr dst;       // network address
+  int ifindex = 0;
+  net::IpAddr gateway; // invalid: scope link, no gateway
+  net::IpAddr prefSrc; // invalid: none
+  int mtu = 0;         // 0: none
+  bool operator==(const KernelRoute&) const = default;
+};
+
+struct SyncCounts {
+  int added = 0;
+  int updated = 0;
+  int removed = 0;
+  int unchanged = 0;
+};
+
+// The IPv4 routes of protocol kRouteProtocol in the main table.
+Result<std::vector<KernelRoute>> listOwnedRoutes();
+
+// Makes the owned routes exactly `desired` (IPv4 only): missing ones added, differing ones
+// replaced in place (NLM_F_REPLACE: no window without a route), others removed. Routes that
+// already match are not touched.
+Result<SyncCounts> syncKernelRoutes(const std::vector<KernelRoute>& desired);
+
+}  // namespace sluice::agent

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+// /metrics: the datapath's per-CPU counters (summed) and the agent's own gauges, in the
+// Prometheus text exposition format.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sluice/maps.h"
+
+namespace sluice::agent {
+
+struct MetricsSnapshot {
+  std::optional<std::vector<sl_counter>> counters;  // nullopt: datapath not readable
+  int64_t endpoints = -1;  // -1: unknown (map unreadable)
+  int64_t routes = -1;
+  int64_t nodes = 0;
+  uint64_t reconcileErrors = 0;
+  uint64_t gcRemoved = 0;
+  bool ready = false;
+  std::string version;
+};
+
+std::string renderMetrics(const MetricsSnapshot& m);
+
+// Escapes a Prometheus label value.
+std::string promEscape(const std::string& v);
+
+}  // namespace sluice::agent

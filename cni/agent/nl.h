@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent's private libnl-route helpers: RAII owners for libnl objects and a few lookups.
+// Sockets are opened in the calling thread's network namespace.
+#pragma once
+
+#include <netlink/addr.h>
+#include <netlink/cache.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/route.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "sluice/net/ip.h"
+#include "sluice/result.h"
+
+namespace sluice::agent::nl {
+
+struct SockDeleter {
+  void operator()(nl_sock* s) const { nl_socket_free(s); }
+};
+struct LinkDeleter {
+  void operator()(rtnl_link* l) const { rtnl_link_put(l); }
+};
+struct RouteDeleter {
+  void operator()(rtnl_route* r) const { rtnl_route_put(r); }
+};
+struct AddrDeleter {
+  void operator()(nl_addr* a) const { nl_addr_put(a); }
+};
+struct CacheDeleter {
+  void operator()(nl_cache* c) const { nl_cache_free(c); }
+};
+
+using Sock = std::unique_ptr<nl_sock, SockDeleter>;
+using Link = std::unique_ptr<rtnl_link, LinkDeleter>;
+using Route = std::unique_ptr<rtnl_route, RouteDeleter>;
+using Addr = std::unique_ptr<nl_addr, AddrDeleter>;
+using Cache = std::unique_ptr<nl_cache, CacheDeleter>;
+
+// An Error from a negative libnl return code.
+Error error(int nlerr, const std::string& what);
+
+// A connected NETLINK_ROUTE socket.
+Result<Sock> connect();
+
+// Cache dumps, retried while the kernel reports NLE_DUMP_INTR.
+Result<Cache> linkCache(nl_sock* sock);
+Result<Cache> addrCache(nl_sock* sock);
+Result<Cache> routeCache(nl_sock* sock, int family);
+
+// The link called `name`, or nullopt when there is none.
+Result<std::optional<Link>> linkByName(nl_sock* sock, const std::string& name);
+
+// libnl address from ours (prefix = -1: host prefix).
+Addr toNl(const net::IpAddr& ip, int prefix = -1);
+Addr toNl(const net::Cidr& cidr);
+// Ours from libnl; invalid IpAddr when the family is neither v4 nor v6.
+net::IpAddr fromNl(const nl_addr* a);
+
+}  // namespace sluice::agent::nl

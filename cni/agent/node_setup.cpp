@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "node_setup.h"
+
+#include <spdlog/spdlog.h>
+
+#include "datapath_setup.h"
+#include "gc.h"
+#include "masquerade.h"
+#include "sluice/bpf/tc.h"
+#include "sysctl.h"
+
+namespace sluice::agent {
+namespace {
+
+// Attaches progFd at ingress/egress unless that very program is already there (a replace
+// is atomic anyway, but an unchanged attachment is not even touched).
+Status attachIfDifferent(int ifindex, int progFd, bool ingress) {
+  SL_ASSIGN_OR_RETURN(uint32_t want, bpf::progId(progFd));
+  SL_ASSIGN_OR_RETURN(uint32_t have, ingress ? bpf::tcIngressProgId(ifindex) : bpf::tcEgressProgId(ifindex));
+  if (have == want) return okStatus();
+  SL_TRY(ingress ? bpf::attachTcIngress(ifindex, progFd) : bpf::attachTcEgress(ifindex, progFd));
+  spdlog::info("attached prog {} at tc {} of ifindex {} (was {})", want, ingress ? "ingress" : "egress",
+               ifindex, have);
+  return okStatus();
+}
+
+}  // namespace
+
+Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapath& dp, const NodeInfo& self) {
+  NodeNetwork n;
+  n.nodeIp = self.internalIP;
+  if (!n.nodeIp.isV4())
+    return Error(CniCode::kInvalidConfig, "node " + self.name + " has no IPv4 InternalIP (the underlay is IPv4)");
+  SL_ASSIGN_OR_RETURN(n.underlay, findUnderlay(n.nodeIp));
+  const bool native = opts.mode == DatapathMode::kNative;
+  n.podMtu = opts.mtu > 0 ? opts.mtu : n.underlay.mtu - (native ? 0 : kVxlanOverhead);
+  if (n.podMtu < 576) return Error(CniCode::kInvalidConfig, "underlay MTU " + std::to_string(n.underlay.mtu) + " is too small");
+
+  ConfigUpdate cfg;
+  cfg.mode = native ? SL_MODE_NATIVE : SL_MODE_VXLAN;
+  cfg.nodeIp4 = n.nodeIp.v4NetOrder();
+  cfg.vni = opts.vni;
+  cfg.underlayIfindex = static_cast<uint32_t>(n.underlay.ifindex);
+  cfg.overlayMtu = static_cast<uint32_t>(n.podMtu);
+  if (!native) {
+    VxlanSpec spec;
+    spec.port = opts.vxlanPort;
+    spec.underlayIfindex = n.underlay.ifindex;
+    spec.mtu = n.podMtu;
+    SL_ASSIGN_OR_RETURN(auto vx, ensureVxlan(spec));
+    n.overlayIfindex = vx.ifindex;
+    if (vx.created) spdlog::info("created {} (ifindex {}, dstport {}, mtu {}, underlay {})", kVxlanName, vx.ifindex,
+                                 opts.vxlanPort, n.podMtu, n.underlay.name);
+    if (auto st = disableTxChecksum(kVxlanName); !st.ok())
+      spdlog::warn("{}: {}", kVxlanName, st.error().describe());
+    SL_TRY(attachIfDifferent(n.overlayIfindex, dp.fromOverlayFd(), true));
+    SL_TRY(attachIfDifferent(n.overlayIfindex, dp.toOverlayFd(), false));
+  }
+  cfg.overlayIfindex = static_cast<uint32_t>(n.overlayIfindex);
+  SL_TRY(applyDatapathSysctls(native ? std::string() : std::string(kVxlanName)));
+  auto written = updateConfig(dp.maps().config, cfg);
+  if (!written.ok()) return std::move(written).error();
+  if (auto st = applyMasquerade(opts.clusterCidr, native ? std::string() : std::string(kVxlanName)); !st.ok()) {
+    if (st.error().code() == CniCode::kPluginNotAvailable)
+      spdlog::warn("no masquerade for traffic leaving {}: {}", opts.clusterCidr.str(), st.error().describe());
+    else
+      return std::move(st).error();
+  }
+  spdlog::info("node {}: ip {}, underlay {} (mtu {}), {} mode, pod mtu {}", self.name, n.nodeIp.str(),
+               n.underlay.name, n.underlay.mtu, modeName(opts.mode), n.podMtu);
+  return n;
+}
+
+Result<bool> checkNodeNetwork(const AgentOptions& opts, const bpf::Datapath& dp, const NodeNetwork& n) {
+  if (!linkAlive(n.underlay.ifindex, n.underlay.name)) return false;
+  if (opts.mode == DatapathMode::kNative) {
+    SL_TRY(applyDatapathSysctls(""));
+    return true;
+  }
+  if (ifindexOf(kVxlanName) != n.overlayIfindex) return false;
+  SL_TRY(attachIfDifferent(n.overlayIfindex, dp.fromOverlayFd(), true));
+  SL_TRY(attachIfDifferent(n.overlayIfindex, dp.toOverlayFd(), false));
+  SL_TRY(applyDatapathSysctls(kVxlanName));
+  return true;
+}
+
+Result<int> upgradePodPrograms(const bpf::Datapath& dp) {
+  SL_ASSIGN_OR_RETURN(uint32_t want, bpf::progId(dp.fromPodFd()));
+  SL_ASSIGN_OR_RETURN(auto ifaces, dp.maps().ifaces.entries());
+  int switched = 0;
+  for (const auto& [ifindex, iface] : ifaces) {
+    (void)iface;
+    int idx = static_cast<int>(ifindex);
+    if (!linkAlive(idx)) continue;
+    auto have = bpf::tcIngressProgId(idx);
+    if (!have.ok() || *have == 0 || *have == want) continue;
+    if (auto st = bpf::attachTcIngress(idx, dp.fromPodFd()); !st.ok()) {
+      spdlog::warn("upgrade sl_from_pod on ifindex {}: {}", idx, st.error().describe());
+      continue;
+    }
+    ++switched;
+  }
+  if (switched > 0) spdlog::info("sl_from_pod replaced on {} pod veths", switched);
+  return switched;
+}
+
+}  // namespace sluice::agent

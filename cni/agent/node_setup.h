@@ -1,0 +1,35 @@
+// SPDX-License-Identifier: Apache-2.0
+// Per-node network set-up once this node's own entry is known: the underlay, sluice_vxlan
+// with the overlay programs at its tc ingress/egress, sysctls, sl_config and masquerade.
+// Every step is idempotent and leaves matching state untouched (restarts are seamless).
+#pragma once
+
+#include <string>
+
+#include "flags.h"
+#include "node_source.h"
+#include "sluice/bpf/datapath.h"
+#include "vxlan.h"
+
+namespace sluice::agent {
+
+struct NodeNetwork {
+  net::IpAddr nodeIp;
+  Underlay underlay;
+  int overlayIfindex = 0;  // 0 in native mode
+  int podMtu = 0;          // MTU for pods and the overlay routes
+};
+
+// Brings the node's networking to the desired state for `self`.
+Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapath& dp, const NodeInfo& self);
+
+// Cheap drift check run periodically: the overlay device still exists with the same ifindex,
+// our programs are still the ones attached, sysctls still hold. Repairs what it can; returns
+// false when a full set-up is needed (the device is gone or was replaced).
+Result<bool> checkNodeNetwork(const AgentOptions& opts, const bpf::Datapath& dp, const NodeNetwork& net);
+
+// Replaces the program on every pod veth still running an older sl_from_pod (agent upgrade);
+// returns how many were switched. Veths without any Sluice program are left alone.
+Result<int> upgradePodPrograms(const bpf::Datapath& dp);
+
+}  // namespace sluice::agent

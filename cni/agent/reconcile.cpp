@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "reconcile.h"
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include <spdlog/spdlog.h>
+
+namespace sluice::agent {
+
+Plan planFor(const std::vector<NodeInfo>& nodes, const std::string& self) {
+  Plan plan;
+  std::vector<const NodeInfo*> sorted;
+  for (const auto& n : nodes) sorted.push_back(&n);
+  std::sort(sorted.begin(), sorted.end(), [](auto* a, auto* b) { return a->name < b->name; });
+  for (const auto* n : sorted)
+    if (n->name == self) plan.self = *n;
+
+  std::map<net::Cidr, std::string> owner;
+  if (plan.self)
+    for (const auto& c : plan.self->podCIDRs) owner[c.network()] = self;
+  for (const auto* n : sorted) {
+    if (n->name == self) continue;
+    if (!n->internalIP.valid()) {
+      plan.problems.push_back("node " + n->name + " has no InternalIP: no routes to it");
+      continue;
+    }
+    for (const auto& raw : n->podCIDRs) {
+      net::Cidr c = raw.network();
+      if (auto it = owner.find(c); it != owner.end()) {
+        plan.problems.push_back("pod CIDR " + c.str() + " of node " + n->name + " is already node " +
+                                it->second + "'s");
+        continue;
+      }
+      bool overlapsSelf = false;
+      if (plan.self)
+        for (const auto& own : plan.self->podCIDRs) overlapsSelf |= own.network().overlaps(c);
+      if (overlapsSelf) {
+        plan.problems.push_back("pod CIDR " + c.str() + " of node " + n->name +
+                                " overlaps this node's own");
+        continue;
+      }
+      owner[c] = n->name;
+      plan.remote.push_back({c, n->internalIP, n->name});
+    }
+  }
+  return plan;
+}
+
+sl_route_key routeKey(const net::Cidr& cidr) {
+  sl_route_key k{};
+  net::Cidr c = cidr.network();
+  k.prefixlen = SL_ROUTE_KEY_FAMILY_BITS + static_cast<uint32_t>(c.prefix());
+  k.family = c.addr().isV4() ? SL_AF_INET : SL_AF_INET6;
+  std::memcpy(k.addr, c.addr().bytes().data(), c.addr().isV4() ? 4 : 16);
+  return k;
+}
+
+sl_route routeValue(const net::IpAddr& nodeIp) {
+  sl_route v{};
+  if (nodeIp.isV4()) v.node_ip4 = nodeIp.v4NetOrder();
+  else std::memcpy(v.node_ip6, nodeIp.bytes().data(), 16);
+  return v;
+}
+
+net::Cidr cidrOfKey(const sl_route_key& key) {
+  int fam = key.family == SL_AF_INET6 ? 6 : 4;
+  auto ip = net::IpAddr::fromBytes(fam, reinterpret_cast<const uint8_t*>(key.addr));
+  int plen = static_cast<int>(key.prefixlen) - SL_ROUTE_KEY_FAMILY_BITS;
+  return net::Cidr(ip, std::max(plen, 0));
+}
+
+namespace {
+
+bool sameKey(const sl_route_key& a, const sl_route_key& b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+bool sameValue(const sl_route& a, const sl_route& b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+}  // namespace
+
+Result<SyncCounts> syncRoutesMap(const bpf::RouteMap& routes, const std::vector<RemoteRoute>& remote) {
+  SL_ASSIGN_OR_RETURN(auto current, routes.entries());
+  std::vector<std::pair<sl_route_key, sl_route>> want;
+  for (const auto& r : remote) want.emplace_back(routeKey(r.podCidr), routeValue(r.nodeIp));
+
+  SyncCounts counts;
+  for (const auto& [k, v] : want) {
+    auto it = std::find_if(current.begin(), current.end(), [&](auto& e) { return sameKey(e.first, k); });
+    if (it != current.end() && sameValue(it->second, v)) {
+      ++counts.unchanged;
+      continue;
+    }
+    auto st = routes.update(k, v);
+    if (!st.ok()) return std::move(st).error().context("sl_routes " + cidrOfKey(k).str());
+    ++(it == current.end() ? counts.added : counts.updated);
+    spdlog::info("sl_routes {} {}", it == current.end() ? "added" : "updated", cidrOfKey(k).str());
+  }
+  for (const auto& [k, v] : current) {
+    bool wanted = std::any_of(want.begin(), want.end(), [&](auto& w) { return sameKey(w.first, k); });
+    if (wanted) continue;
+    auto r = routes.erase(k);
+    if (!r.ok()) return std::move(r).error().context("sl_routes remove " + cidrOfKey(k).str());
+    ++counts.removed;
+    spdlog::info("sl_routes removed {}", cidrOfKey(k).str());
+  }
+  return counts;
+}
+
+std::vector<KernelRoute> kernelRoutesFor(const std::vector<RemoteRoute>& remote,
+                                         const KernelRouteOptions& opts) {
+  std::vector<KernelRoute> out;
+  for (const auto& r : remote) {
+    if (!r.podCidr.addr().isV4() || !r.nodeIp.isV4()) continue;  // IPv6 kernel routes: later
+    KernelRoute k;
+    k.dst = r.podCidr.network();
+    k.mtu = opts.mtu;
+    if (opts.native) {
+      k.ifindex = opts.underlayIfindex;
+      k.gateway = r.nodeIp;
+    } else {
+      k.ifindex = opts.overlayIfindex;
+      if (opts.nodeIp.isV4()) k.prefSrc = opts.nodeIp;
+    }
+    out.push_back(k);
+  }
+  return out;
+}
+
+}  // namespace sluice::agent

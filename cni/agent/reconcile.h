@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+// From a node snapshot to the datapath: sl_routes (LPM, remote pod CIDR -> node IP) and the
+// kernel routes for stack-originated traffic. Diff-based: entries that already match are
+// never rewritten, so a restart or a resync causes no blip.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernel_routes.h"
+#include "node_source.h"
+#include "sluice/bpf/maps.h"
+
+namespace sluice::agent {
+
+struct RemoteRoute {
+  net::Cidr podCidr;   // network address
+  net::IpAddr nodeIp;  // underlay address of the owner
+  std::string node;
+};
+
+struct Plan {
+  std::optional<NodeInfo> self;     // this node's entry, if the snapshot has it
+  std::vector<RemoteRoute> remote;  // every OTHER node's pod CIDRs
+  std::vector<std::string> problems; // skipped entries (no address, clashing CIDRs)
+};
+
+// Computes what the snapshot asks for. Nodes without a usable InternalIP are skipped (a
+// problem); a CIDR claimed by two nodes goes to the first by name (a problem); a remote CIDR
+// overlapping this node's own pod CIDR is skipped (a problem).
+Plan planFor(const std::vector<NodeInfo>& nodes, const std::string& self);
+
+// The sl_routes key/value for a route.
+sl_route_key routeKey(const net::Cidr& cidr);
+sl_route routeValue(const net::IpAddr& nodeIp);
+net::Cidr cidrOfKey(const sl_route_key& key);
+
+// Makes sl_routes hold exactly the remote routes of the plan.
+Result<SyncCounts> syncRoutesMap(const bpf::RouteMap& routes, const std::vector<RemoteRoute>& remote);
+
+struct KernelRouteOptions {
+  bool native = false;
+  int overlayIfindex = 0;   // vxlan mode
+  int underlayIfindex = 0;  // native mode
+  int mtu = 0;
+  net::IpAddr nodeIp;       // preferred source
+};
+
+std::vector<KernelRoute> kernelRoutesFor(const std::vector<RemoteRoute>& remote,
+                                         const KernelRouteOptions& opts);
+
+}  // namespace sluice::agent

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "ipam_client.h"
+
+#include <spdlog/spdlog.h>
+
+#include "sluice/cni/exec.h"
+#include "sluice/cni/ipam.h"
+#include "sluice/cni/version.h"
+
+namespace sluice::plugin {
+
+using nlohmann::json;
+
+IpamClient::IpamClient(const Invocation& inv)
+    : conf_(inv.conf), env_(inv.env), containerId_(inv.env.containerId), ifname_(inv.env.ifname) {}
+
+IpamClient::IpamClient(const Invocation& inv, std::string containerId, std::string ifname)
+    : conf_(inv.conf),
+      env_(inv.env),
+      containerId_(std::move(containerId)),
+      ifname_(std::move(ifname)),
+      forGc_(true) {}
+
+Result<std::string> IpamClient::exec(const std::string& command, const std::string& config) {
+  SL_ASSIGN_OR_RETURN(std::string binary, cni::findPlugin(type(), env_.path));
+  cni::PluginCall call;
+  call.command = command;
+  call.containerId = containerId_;
+  call.netns = forGc_ ? std::string() : env_.netns;
+  call.ifname = ifname_;
+  call.args = forGc_ ? std::string() : env_.rawArgs;
+  call.path = env_.path;
+  spdlog::debug("ipam: exec {} {}", binary, command);
+  auto out = cni::execPlugin(binary, call, config);
+  if (!out.ok()) return std::move(out).error().context("ipam " + type() + " " + command);
+  return out;
+}
+
+Result<std::string> IpamClient::delegatedConfig() {
+  if (!forGc_) return conf_.raw;
+  // GC runs with cniVersion 1.1.0; a delegate that predates it (Debian's host-local speaks up to
+  // 1.0.0) is asked for its versions and given the newest one both of us speak.
+  SL_ASSIGN_OR_RETURN(std::string binary, cni::findPlugin(type(), env_.path));
+  cni::PluginCall call;
+  call.command = "VERSION";
+  call.path = env_.path;
+  SL_ASSIGN_OR_RETURN(std::string out,
+                      cni::execPlugin(binary, call, json{{"cniVersion", conf_.cniVersion}}.dump()));
+  json info = json::parse(out, nullptr, false);
+  std::string best;
+  if (info.is_object() && info.contains("supportedVersions") && info["supportedVersions"].is_array())
+    for (const auto& v : info["supportedVersions"])
+      if (v.is_string() && cni::versionSupported(v.get<std::string>()) &&
+          cni::versionAtLeast(conf_.cniVersion, v.get<std::string>()) &&
+          (best.empty() || cni::versionAtLeast(v.get<std::string>(), best)))
+        best = v.get<std::string>();
+  if (best.empty())
+    return Error(CniCode::kIncompatibleVersion,
+                 "ipam plugin " + type() + " speaks no CNI version we can use for DEL");
+  json c = json::parse(conf_.raw, nullptr, false);
+  c["cniVersion"] = best;
+  c.erase(cni::kValidAttachmentsKey);
+  c.erase("prevResult");
+  return c.dump();
+}
+
+Result<IpamLease> IpamClient::add() {
+  IpamLease lease;
+  if (builtin()) {
+    cni::LocalIpam ipam(cni::LocalIpam::directory(conf_.stateDir, conf_.name), conf_.ipam->ranges);
+    SL_ASSIGN_OR_RETURN(auto allocs, ipam.allocate(containerId_, ifname_));
+    for (const auto& a : allocs) {
+      cni::IpConfig ip;
+      ip.address = net::Cidr(a.ip, a.range.subnet.prefix());
+      ip.gateway = a.range.gateway;
+      lease.ips.push_back(ip);
+      spdlog::info("ipam: {} {} {}", a.reused ? "reusing" : "reserved", a.ip.str(),
+                   a.range.subnet.str());
+    }
+    return lease;
+  }
+  SL_ASSIGN_OR_RETURN(std::string out, exec("ADD", conf_.raw));
+  json j = json::parse(out, nullptr, false);
+  if (!j.is_object())
+    return Error(CniCode::kInternal, "ipam " + type() + " ADD returned no JSON result")
+        .details(out.substr(0, 512));
+  auto r = cni::resultFromJson(j, "ipam result");
+  if (!r.ok()) return Error(CniCode::kInternal, r.error().message());
+  lease.ips = r->ips;
+  lease.dns = r->dns;
+  for (const auto& ip : lease.ips) spdlog::info("ipam: {} gave {}", type(), ip.address.str());
+  return lease;
+}
+
+Status IpamClient::del() {
+  if (builtin()) {
+    cni::LocalIpam ipam(cni::LocalIpam::directory(conf_.stateDir, conf_.name), conf_.ipam->ranges);
+    SL_ASSIGN_OR_RETURN(auto freed, ipam.release(containerId_, ifname_));
+    for (const auto& ip : freed) spdlog::info("ipam: released {}", ip.str());
+    return okStatus();
+  }
+  SL_ASSIGN_OR_RETURN(std::string config, delegatedConfig());
+  SL_TRY(exec("DEL", config));
+  spdlog::info("ipam: {} released the lease of {}/{}", type(), containerId_, ifname_);
+  return okStatus();
+}
+
+Status IpamClient::check(const std::vector<net::IpAddr>& ips) {
+  if (builtin()) {
+    SL_ASSIGN_OR_RETURN(auto held, this->held());
+    for (const auto& ip : ips)
+      if (std::find(held.begin(), held.end(), ip) == held.end())
+        return Error(CniCode::kInternal, "ipam: " + ip.str() + " is not reserved for this attachment");
+    return okStatus();
+  }
+  SL_TRY(exec("CHECK", conf_.raw));
+  return okStatus();
+}
+
+Result<std::vector<net::IpAddr>> IpamClient::held() {
+  if (!builtin()) return std::vector<net::IpAddr>();
+  cni::LocalIpam ipam(cni::LocalIpam::directory(conf_.stateDir, conf_.name), conf_.ipam->ranges);
+  return ipam.find(containerId_, ifname_);
+}
+
+}  // namespace sluice::plugin
