@@ -284,9 +284,10 @@ Binaries Binaries::fromEnvironment() {
     return std::string(v && *v ? v : def);
   };
   Binaries b;
-  b.plugin = get("SLUICE_PLUGIN", "");
-  b.agent = get("SLUICE_AGENT", "");
-  b.gocni = get("SLUICE_GOCNI", "");
+  // The environment wins (to test other builds); the defaults are this build tree's.
+  b.plugin = get("SLUICE_PLUGIN", SLUICE_BUILT_PLUGIN);
+  b.agent = get("SLUICE_AGENT", SLUICE_BUILT_AGENT);
+  b.gocni = get("SLUICE_GOCNI", SLUICE_BUILT_GOCNI);
   b.refCniDir = get("SLUICE_REF_CNI_DIR", "/usr/lib/cni");
   return b;
 }
@@ -862,8 +863,8 @@ bool Node::ping(const std::string& fromNs, const std::string& ip, int count) {
 void NodeTest::SetUp() {
   ASSERT_EQ(::geteuid(), 0u) << "integration tests create network namespaces and mount bpffs: run them as root";
   Binaries bins = Binaries::fromEnvironment();
-  ASSERT_FALSE(bins.plugin.empty()) << "SLUICE_PLUGIN is not set (ctest sets it to the built plugin)";
-  ASSERT_FALSE(bins.agent.empty()) << "SLUICE_AGENT is not set (ctest sets it to the built agent)";
+  ASSERT_FALSE(bins.plugin.empty()) << "no plugin binary: set SLUICE_PLUGIN";
+  ASSERT_FALSE(bins.agent.empty()) << "no agent binary: set SLUICE_AGENT";
   ASSERT_EQ(::access(bins.plugin.c_str(), X_OK), 0) << bins.plugin << " is not executable";
   ASSERT_EQ(::access(bins.agent.c_str(), X_OK), 0) << bins.agent << " is not executable";
   node_.create(bins, wantDatapath());

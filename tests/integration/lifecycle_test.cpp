@@ -190,9 +190,11 @@ uint64_t forwardedPackets(Node& node) {
   uint64_t total = 0;
   bool sawCounter = false;
   try {
-    for (const json& item : json::parse(r.out).at("nftables")) {
+    const json doc = json::parse(r.out);  // named: iterating a member of a temporary dangles
+    for (const json& item : doc.at("nftables")) {
       if (!item.contains("rule")) continue;
-      for (const json& e : item["rule"].value("expr", json::array()))
+      const json expr = item["rule"].value("expr", json::array());
+      for (const json& e : expr)
         if (e.contains("counter")) {
           total += e["counter"].value("packets", 0ull);
           sawCounter = true;

@@ -73,15 +73,23 @@ func main() {
 		emit(out)
 	}
 
-	// As containerd's CRI: two networks (loopback + the default one) must be loaded.
-	c, err := gocni.New(gocni.WithMinNetworkCount(2),
+	// As containerd's CRI: two networks (loopback + the default one) must be loaded. go-cni's
+	// built-in loopback network is pinned to cniVersion 0.3.1, which predates CHECK, so a
+	// check loads the default network alone (it still gets eth0).
+	loadOpts := []gocni.Opt{gocni.WithLoNetwork, gocni.WithDefaultConf}
+	minNetworks := 2
+	if *op == "check" {
+		loadOpts = []gocni.Opt{gocni.WithDefaultConf}
+		minNetworks = 1
+	}
+	c, err := gocni.New(gocni.WithMinNetworkCount(minNetworks),
 		gocni.WithPluginConfDir(*confDir),
 		gocni.WithPluginDir(strings.Split(*pluginDirs, ":")))
 	if err != nil {
 		out.Error = fmt.Sprintf("init: %v", err)
 		emit(out)
 	}
-	if err := c.Load(gocni.WithLoNetwork, gocni.WithDefaultConf); err != nil {
+	if err := c.Load(loadOpts...); err != nil {
 		out.Error = fmt.Sprintf("load: %v", err)
 		emit(out)
 	}
