@@ -173,6 +173,11 @@ FakeApiServer::FakeApiServer(const TestPki& pki, Handler handler, Options opts) 
   EVP_PKEY_free(key);
   if (!ok) return;
   SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER | (opts.requireClientCert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
+  // Clients resume TLS sessions (libcurl offers the ticket of the previous connection, as
+  // kube-apiserver allows). With peer verification on, OpenSSL refuses to resume a session
+  // that has no session id context and aborts the handshake with an internal_error alert.
+  static constexpr unsigned char kSessionContext[] = "sluice-fake-apiserver";
+  SSL_CTX_set_session_id_context(ctx_, kSessionContext, sizeof kSessionContext - 1);
 
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return;
