@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <future>
 #include <optional>
 
 #include "k8s_config.h"
@@ -36,13 +37,19 @@ TEST(InClusterTest, ListsAndWatchesWithTheRotatedToken) {
   ASSERT_FALSE(pki.caCertPem.empty());
   ApiScript script;
   script.expectToken("sa-token-1");
+  // The script switches tokens only once the first watch has been accepted: the server
+  // records a request before authenticating it, so waiting for the request alone would let
+  // the switch reject the watch that still (rightly) carries the old token.
+  auto watching = std::make_shared<std::promise<void>>();
+  std::future<void> watchingFuture = watching->get_future();
   auto rotated = std::make_shared<std::promise<void>>();
   std::shared_future<void> rotatedFuture = rotated->get_future().share();
   script.addList(replyFile("nodelist.json"));
   // The first watch stays open until the token file has been rotated, then ends normally
   // (as the API server ends a watch at timeoutSeconds); the next request must carry the new token.
-  script.addWatch("1523", [rotatedFuture](const HttpRequest&, ResponseWriter& w) {
+  script.addWatch("1523", [watching, rotatedFuture](const HttpRequest&, ResponseWriter& w) {
     w.startStream(200);
+    watching->set_value();
     (void)rotatedFuture.wait_for(kWait);
     w.endStream();
   });
@@ -68,7 +75,7 @@ TEST(InClusterTest, ListsAndWatchesWithTheRotatedToken) {
   {
     SourceRunner runner(std::move(src).value(), collector);
     ASSERT_TRUE(collector.waitForSnapshot(kindInitialNodes()));
-    ASSERT_TRUE(server.waitForRequests(2));
+    ASSERT_EQ(watchingFuture.wait_for(kWait), std::future_status::ready);
     sa.write("token", "sa-token-2\n");
     script.expectToken("sa-token-2");
     rotated->set_value();
