@@ -120,7 +120,8 @@ http_get() {
     sed "1,/^\r\{0,1\}$/d" <&3' 2>/dev/null
 }
 
-# Runs the plugin as a runtime would, from the node's netns. Prints the CNI result.
+# Runs the plugin as a runtime would, from the node's netns. Prints the CNI result; the
+# plugin's stderr goes to the node's plugin.stderr (its full log is <state>/cni.log).
 cni_exec() {
   local cmd=$1 i=$2 j=$3 dir ns cid conf
   dir=$(node_dir "$i")
@@ -132,7 +133,7 @@ cni_exec() {
   ip netns exec "$(node_ns "$i")" env -i PATH="$PATH" CNI_COMMAND="$cmd" CNI_CONTAINERID="$cid" \
     CNI_NETNS="$netns_path" CNI_IFNAME=eth0 CNI_PATH="$dir/bin:/usr/lib/cni" \
     CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-$i-$j;K8S_POD_INFRA_CONTAINER_ID=$cid" \
-    "$dir/bin/sluice" <<<"$conf"
+    "$dir/bin/sluice" <<<"$conf" 2>>"$dir/plugin.stderr"
 }
 
 add_pod() {
@@ -142,6 +143,7 @@ add_pod() {
   ip -n "$ns" link set lo up
   if ! out=$(cni_exec ADD "$i" "$j"); then
     log "ADD pod-$i-$j failed: $out"
+    tail -n 20 "$(node_dir "$i")/plugin.stderr" >&2
     return 1
   fi
   ip=$(python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["ips"][0]["address"].split("/")[0])' <<<"$out")

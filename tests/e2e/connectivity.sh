@@ -37,7 +37,9 @@ vxlan_seen() {
   sleep 0.5
   ping_ok "$(pns 1 1)" "$(pod_ip 2 2)" 4
   wait "$t" 2>/dev/null || true
-  tcpdump -n -r "$cap" 2>/dev/null | tee /dev/stderr | grep -q "VXLAN.*$(pod_ip 1 1) > $(pod_ip 2 2)"
+  # tcpdump decodes 8472 as OTV unless told; the inner packet is printed on the next line.
+  tcpdump -T vxlan -n -r "$cap" 2>/dev/null | tee /dev/stderr | tr '\n' ' ' |
+    grep -q "VXLAN.*$(pod_ip 1 1) > $(pod_ip 2 2)"
 }
 check "cross-node pod traffic is VXLAN on the underlay" vxlan_seen
 
@@ -46,11 +48,11 @@ check "cross-node pod traffic is VXLAN on the underlay" vxlan_seen
 # world does go through the stack, which proves the counter counts.
 ip netns exec "$(nns 1)" nft -f - <<'NFT'
 table inet sluice_e2e {
-  counter fwd {}
-  chain forward { type filter hook forward priority -500; policy accept; counter name fwd; }
+  counter slfwd {}
+  chain forward { type filter hook forward priority -500; policy accept; counter name slfwd; }
 }
 NFT
-fwd_packets() { ip netns exec "$(nns 1)" nft -j list counter inet sluice_e2e fwd | python3 -c 'import json,sys
+fwd_packets() { ip netns exec "$(nns 1)" nft -j list counter inet sluice_e2e slfwd | python3 -c 'import json,sys
 for o in json.load(sys.stdin)["nftables"]:
     if "counter" in o: print(o["counter"]["packets"])'; }
 r0=$(counter 1 redirect_local)
@@ -93,7 +95,7 @@ check "node added back is reachable within 1 s" within 1000 reachable
 bash "$CLUSTER" down >/dev/null 2>&1
 check "down: no namespace left" bash -c "! ip netns list | grep -q '^$SLUICE_CLUSTER_PREFIX-'"
 check "down: no mount left" bash -c "! grep -q '$CROOT' /proc/self/mounts"
-check "down: no agent process left" bash -c "! pgrep -f -- '--nodes-file $CROOT/' >/dev/null"
+check "down: no agent process left" bash -c "! pgrep -f -- '[-]-nodes-file $CROOT/' >/dev/null"
 check "down: no state left" test ! -e "$CROOT"
 
 e2e_done

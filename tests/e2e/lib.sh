@@ -55,12 +55,8 @@ counter() {
     python3 -c 'import json,sys
 d = json.load(sys.stdin)
 name = sys.argv[1]
-items = d.get("counters", d) if isinstance(d, dict) else d
-if isinstance(items, dict):
-    v = items.get(name, 0)
-    print(v["packets"] if isinstance(v, dict) else v)
-else:
-    print(next((c.get("packets", 0) for c in items if c.get("name") == name), 0))' "$2"
+group, key = ("drops", name[5:]) if name.startswith("drop:") else ("verdicts", name)
+print(d[group][key]["packets"])' "$2"
 }
 
 ping_ok() { ip netns exec "$1" ping -c "${3:-1}" -W 2 -q "$2" >/dev/null 2>&1; }
