@@ -329,6 +329,13 @@ class BlockParser {
 
   int lineNo() const { return static_cast<int>(pos_) + 1; }
 
+  // "---" or "..." at column 0 ends the document's root block whatever its shape; the
+  // caller (parseDocument) then decides whether what follows is allowed.
+  bool atDocumentMarker() const {
+    if (pos_ >= lines_.size() || lines_[pos_].indent != 0) return false;
+    return isDocMarker(lines_[pos_].text, "---") || isDocMarker(lines_[pos_].text, "...");
+  }
+
   void skipInsignificant() {
     while (pos_ < lines_.size() && !lines_[pos_].significant()) ++pos_;
   }
@@ -405,7 +412,8 @@ class BlockParser {
 
   Result<json> parseMap(int indent) {
     json obj = json::object();
-    while (pos_ < lines_.size() && lines_[pos_].indent == indent && !isSeqItem(lines_[pos_].text)) {
+    while (pos_ < lines_.size() && lines_[pos_].indent == indent && !isSeqItem(lines_[pos_].text) &&
+           !atDocumentMarker()) {
       const int keyLine = lineNo();
       SL_ASSIGN_OR_RETURN(auto split, splitKey(lines_[pos_].text));
       if (!split) return yamlError(keyLine, "expected 'key: value'");

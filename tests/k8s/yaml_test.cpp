@@ -135,6 +135,10 @@ TEST(YamlTest, CrlfAndBom) {
   EXPECT_EQ(doc, json::parse(R"({"a": 1, "b": ["x"]})"));
 }
 
+TEST(YamlTest, DocumentEndMarker) {
+  EXPECT_EQ(parseOk("a: 1\nb:\n  c: 2\n...\n"), json::parse(R"({"a": 1, "b": {"c": 2}})"));
+}
+
 TEST(YamlTest, EmptyDocumentIsNull) { EXPECT_TRUE(parseOk("# nothing\n\n").is_null()); }
 
 TEST(YamlTest, RefusesWhatItDoesNotUnderstand) {
@@ -144,6 +148,8 @@ TEST(YamlTest, RefusesWhatItDoesNotUnderstand) {
   EXPECT_NE(parseError("a: 1\na: 2\n").find("duplicate key 'a'"), std::string::npos);
   EXPECT_NE(parseError("a: 1\n  b: 2\n").find("line 2"), std::string::npos);
   EXPECT_NE(parseError("a: 1\n---\nb: 2\n").find("multiple"), std::string::npos);
+  EXPECT_NE(parseError("a:\n  b: 1\n---\nc: 2\n").find("multiple"), std::string::npos);
+  EXPECT_NE(parseError("- x\n---\n- y\n").find("multiple"), std::string::npos);
   EXPECT_NE(parseError("a: \"unterminated\n").find("unterminated"), std::string::npos);
   EXPECT_NE(parseError("a: [1, 2\n").find("multi-line flow"), std::string::npos);
   EXPECT_NE(parseError("a: b: c\n").find("one line"), std::string::npos);
