@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
+#include <csignal>
 #include <cstdlib>
 #include <string>
 
@@ -7,6 +8,9 @@
 namespace sluice::plugin {
 
 Status failPoint(const char* step) {
+  // A plugin killed right here: no rollback, no destructor, nothing flushed.
+  const char* kill = std::getenv("SLUICE_TEST_KILL_AT");
+  if (kill && std::string(kill) == step) ::raise(SIGKILL);
   const char* at = std::getenv("SLUICE_TEST_FAIL_AT");
   if (at && std::string(at) == step)
     return Error(CniCode::kInternal,

@@ -27,7 +27,8 @@ Status cmdGc(const Invocation& inv);
 // STATUS (CNI 1.1): code 50 while the datapath is not pinned.
 Status cmdStatus(const Invocation& inv);
 
-// SLUICE_TEST_FAIL_AT=<step> (docs/internals.md): fails ADD right after that step.
+// SLUICE_TEST_FAIL_AT=<step> (docs/internals.md): fails ADD right after that step;
+// SLUICE_TEST_KILL_AT=<step>: the plugin SIGKILLs itself there (no rollback runs).
 Status failPoint(const char* step);
 
 // "cid=0123456789ab netns=/run/netns/x if=eth0 pod=ns/name" for every log line.

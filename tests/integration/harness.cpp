@@ -214,9 +214,16 @@ ProcResult runProcess(const std::vector<std::string>& argv, const ProcOptions& o
     inFd = -1;
   }
 
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opts.hangGuardSeconds);
+  const auto started = std::chrono::steady_clock::now();
+  auto deadline = started + std::chrono::seconds(opts.hangGuardSeconds);
+  std::optional<std::chrono::steady_clock::time_point> killAt;
+  if (opts.killAfterMicros > 0) killAt = started + std::chrono::microseconds(opts.killAfterMicros);
   char buf[65536];
   while (outFd >= 0 || errFd >= 0) {
+    if (killAt && std::chrono::steady_clock::now() >= *killAt) {
+      ::kill(pid, SIGKILL);  // still a zombie until waitpid below: the pid cannot be reused
+      killAt.reset();
+    }
     std::vector<pollfd> pfds;
     if (inFd >= 0) pfds.push_back({inFd, POLLOUT, 0});
     if (outFd >= 0) pfds.push_back({outFd, POLLIN, 0});
@@ -227,7 +234,12 @@ ProcResult runProcess(const std::vector<std::string>& argv, const ProcOptions& o
       res.timedOut = true;
       break;
     }
-    int n = ::poll(pfds.data(), pfds.size(), static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+    int64_t waitMs = std::min<int64_t>(left.count(), 1000);
+    if (killAt) {
+      auto k = std::chrono::duration_cast<std::chrono::milliseconds>(*killAt - std::chrono::steady_clock::now());
+      waitMs = std::clamp<int64_t>(k.count(), 0, waitMs);
+    }
+    int n = ::poll(pfds.data(), pfds.size(), static_cast<int>(waitMs));
     if (n < 0 && errno != EINTR) break;
     for (auto& p : pfds) {
       if (!p.revents) continue;
@@ -481,6 +493,7 @@ ProcResult Node::cni(const CniRequest& req) {
   if (!req.unsetPath) o.env.push_back("CNI_PATH=" + req.path.value_or(pluginDir() + ":" + bins_.refCniDir));
   o.env.insert(o.env.end(), req.extraEnv.begin(), req.extraEnv.end());
   o.input = req.config;
+  o.killAfterMicros = req.killAfterMicros;
   return runIn(hostNs_, {bins_.plugin}, o);
 }
 

@@ -56,6 +56,9 @@ struct ProcOptions {
   // A guard against hangs only (the child is SIGKILLed and timedOut set); tests never assert
   // on how long something took.
   int hangGuardSeconds = 180;
+  // > 0: the child is SIGKILLed this many microseconds after it started (a runtime or node
+  // dying mid-verb); a child that finished earlier is left alone.
+  int killAfterMicros = 0;
 };
 
 // Runs argv[0] (looked up in PATH) to completion, capturing stdout and stderr separately.
@@ -94,6 +97,7 @@ struct CniRequest {
   bool unsetPath = false;           // leave CNI_PATH out entirely
   std::string config;               // stdin
   std::vector<std::string> extraEnv;
+  int killAfterMicros = 0;  // see ProcOptions
 };
 
 // A pod: its netns and the identity a runtime would use for it.

@@ -152,6 +152,12 @@ Result<std::optional<EndpointRecord>> readEndpointRecord(const std::string& stat
 
 Result<bool> removeEndpointRecord(const std::string& stateDir, const std::string& hostVeth) {
   const std::string path = endpointRecordPath(stateDir, hostVeth);
+  // Half-written records of this attachment (a plugin killed inside writeEndpointRecord).
+  const std::string tmpPrefix = "." + hostVeth + ".tmp-";
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(endpointsDir(stateDir), ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().rfind(tmpPrefix, 0) == 0) std::filesystem::remove(it->path(), ec);
   if (::unlink(path.c_str()) != 0) {
     if (errno == ENOENT) return false;
     return ioError(errno, "remove " + path);

@@ -51,6 +51,7 @@ class DirLock {
   Fd fd_;  // closing the descriptor releases the lock
 };
 
+
 Result<std::optional<std::string>> readSmallFile(const std::string& path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
@@ -151,6 +152,12 @@ bool excluded(const IpRange& r, const net::IpAddr& ip) {
   return r.gateway && *r.gateway == ip;
 }
 
+// Only a process killed while holding the lock can have left temporaries behind: every
+// writer sweeps them, so a DEL or GC after a killed ADD leaves the directory clean.
+void sweepTemporaries(const std::string& dir, const DirScan& st) {
+  for (const auto& t : st.temps) ::unlink((dir + "/" + t).c_str());
+}
+
 }  // namespace
 
 LocalIpam::LocalIpam(std::string dir, std::vector<RangeSet> ranges)
@@ -164,8 +171,7 @@ Result<std::vector<Allocation>> LocalIpam::allocate(const std::string& container
                                                     const std::string& ifname) {
   SL_ASSIGN_OR_RETURN(DirLock lock, DirLock::acquire(dir_));
   SL_ASSIGN_OR_RETURN(DirScan st, scan(dir_));
-  // Only a process that died while holding the lock can have left temporaries behind.
-  for (const auto& t : st.temps) ::unlink((dir_ + "/" + t).c_str());
+  sweepTemporaries(dir_, st);
 
   std::vector<Allocation> out;
   std::vector<std::string> created;  // released again if a later range set is exhausted
@@ -289,6 +295,7 @@ Result<std::vector<net::IpAddr>> LocalIpam::release(const std::string& container
   if (::stat(dir_.c_str(), &sb) != 0 && errno == ENOENT) return out;  // nothing ever reserved
   SL_ASSIGN_OR_RETURN(DirLock lock, DirLock::acquire(dir_));
   SL_ASSIGN_OR_RETURN(DirScan st, scan(dir_));
+  sweepTemporaries(dir_, st);
   for (const auto& r : st.reservations) {
     if (r.containerId != containerId || r.ifname != ifname) continue;
     std::string path = dir_ + "/" + r.ip.str();
@@ -313,6 +320,7 @@ Result<std::vector<Reservation>> LocalIpam::releaseAllExcept(const std::vector<A
   if (::stat(dir_.c_str(), &sb) != 0 && errno == ENOENT) return out;
   SL_ASSIGN_OR_RETURN(DirLock lock, DirLock::acquire(dir_));
   SL_ASSIGN_OR_RETURN(DirScan st, scan(dir_));
+  sweepTemporaries(dir_, st);
   for (const auto& r : st.reservations) {
     bool valid = false;
     for (const auto& a : keep)
