@@ -208,8 +208,10 @@ Status K8sNodeSource::handleEvent(std::string_view line, bool& changed, bool& go
       break;
     }
     case Type::kDeleted: {
-      auto info = nodeInfoFromJson(ev.object);
-      if (info.ok()) cache_.erase(info->name);
+      // By name: the node is gone even if its last state does not parse.
+      const auto& meta = ev.object.value("metadata", nlohmann::json::object());
+      if (meta.is_object() && meta.contains("name") && meta["name"].is_string())
+        cache_.erase(meta["name"].get<std::string>());
       changed = true;
       break;
     }
@@ -232,8 +234,11 @@ K8sNodeSource::Step K8sNodeSource::watchNodes(const std::stop_token& stop, secon
   const std::function<bool(std::string_view)> onData = [&](std::string_view data) {
     bool changed = false;
     streamStatus = lines.feed(data, [&](std::string_view line) -> Status {
-      ++events;
-      return handleEvent(line, changed, gone);
+      Status st = handleEvent(line, changed, gone);
+      // Only events that move the resourceVersion are progress; an ERROR event is not, or a
+      // watch that keeps expiring would never back off.
+      if (st.ok() && !gone) ++events;
+      return st;
     });
     if (changed) publish();
     return streamStatus.ok() && !gone;

@@ -55,6 +55,10 @@ class SourceTest : public ::testing::Test {
   void TearDown() override {
     runner_.reset();
     if (server_) server_->stop();
+    // A handshake the client should have completed points at the fake server's TLS setup.
+    if (server_ && !expectHandshakeFailures_) {
+      EXPECT_EQ(server_->handshakeFailures(), 0);
+    }
     EXPECT_TRUE(script_.violations().empty()) << "requests the API server would not accept:\n"
                                               << ::testing::PrintToString(script_.violations());
   }
@@ -71,6 +75,7 @@ class SourceTest : public ::testing::Test {
   std::unique_ptr<FakeApiServer> server_;
   Collector collector_;
   std::unique_ptr<SourceRunner> runner_;
+  bool expectHandshakeFailures_ = false;
 };
 
 TEST_F(SourceTest, InitialListDeliversSnapshotAndWatchesFromItsResourceVersion) {
@@ -134,6 +139,25 @@ TEST_F(SourceTest, WatchEventsConvergeAndTheNextWatchResumesFromTheBookmark) {
   EXPECT_TRUE(sawWithoutCidr);
   expectNoRepeatedSnapshots();
   EXPECT_TRUE(collector_.errors().empty()) << ::testing::PrintToString(collector_.errors());
+}
+
+TEST_F(SourceTest, DeletedNodeIsRemovedEvenIfItsLastStateDoesNotParse) {
+  script_.addList(replyFile("nodelist.json"));
+  script_.addWatch("1523", [](const HttpRequest&, ResponseWriter& w) {
+    w.startStream(200);
+    w.sendChunk(R"({"type":"DELETED","object":{"kind":"Node","apiVersion":"v1","metadata":{"name":"kind-worker2",)"
+                R"("resourceVersion":"1702"},"spec":{"podCIDRs":["not-a-cidr"]}}})"
+                "\n");
+    w.stall();
+  });
+  startServer();
+  runner_ = start(options(writeKubeconfig({})));
+  ASSERT_TRUE(runner_);
+  auto expected = kindInitialNodes();
+  std::erase_if(expected, [](const NodeInfo& n) { return n.name == "kind-worker2"; });
+  ASSERT_TRUE(collector_.waitForSnapshot(expected))
+      << describe(collector_.snapshots().empty() ? std::vector<NodeInfo>{} : collector_.snapshots().back());
+  EXPECT_TRUE(runner_->stop().ok());
 }
 
 TEST_F(SourceTest, ExpiredErrorEventTriggersRelist) {
@@ -243,6 +267,7 @@ TEST_F(SourceTest, BadTokenIsAClearErrorNotAHang) {
 }
 
 TEST_F(SourceTest, WrongCaIsAClearTlsError) {
+  expectHandshakeFailures_ = true;
   startServer();
   TestPki other = makeTestPki("some-other-ca");
   runner_ = start(options(writeKubeconfig({.caPem = other.caCertPem})));
