@@ -307,6 +307,7 @@ TEST_F(SourceTest, ClientCertificateAndCaFromRelativeKubeconfigPaths) {
 }
 
 TEST_F(SourceTest, CaThatBecomesUnreadableIsFatal) {
+  expectHandshakeFailures_ = true;  // libcurl connects, then finds it cannot load the CA
   startServer();
   dir_.write("ca.crt", pki_.caCertPem);
   auto src = agent::makeK8sNodeSource(options(writeKubeconfig({.caFile = "ca.crt"})));
