@@ -55,9 +55,11 @@ class SourceTest : public ::testing::Test {
   void TearDown() override {
     runner_.reset();
     if (server_) server_->stop();
-    // A handshake the client should have completed points at the fake server's TLS setup.
-    if (server_ && !expectHandshakeFailures_) {
-      EXPECT_EQ(server_->handshakeFailures(), 0);
+    // Only the wrong-CA test may see TLS fail; anywhere else it points at the fake server's
+    // TLS setup. (What the client reports, not the server's handshake count: a client that
+    // is stopped while it connects leaves an aborted handshake behind, and that is fine.)
+    if (!expectTlsErrors_) {
+      for (const auto& e : collector_.errors()) EXPECT_EQ(e.find("TLS"), std::string::npos) << e;
     }
     EXPECT_TRUE(script_.violations().empty()) << "requests the API server would not accept:\n"
                                               << ::testing::PrintToString(script_.violations());
@@ -75,7 +77,7 @@ class SourceTest : public ::testing::Test {
   std::unique_ptr<FakeApiServer> server_;
   Collector collector_;
   std::unique_ptr<SourceRunner> runner_;
-  bool expectHandshakeFailures_ = false;
+  bool expectTlsErrors_ = false;
 };
 
 TEST_F(SourceTest, InitialListDeliversSnapshotAndWatchesFromItsResourceVersion) {
@@ -267,7 +269,7 @@ TEST_F(SourceTest, BadTokenIsAClearErrorNotAHang) {
 }
 
 TEST_F(SourceTest, WrongCaIsAClearTlsError) {
-  expectHandshakeFailures_ = true;
+  expectTlsErrors_ = true;
   startServer();
   TestPki other = makeTestPki("some-other-ca");
   runner_ = start(options(writeKubeconfig({.caPem = other.caCertPem})));
@@ -307,7 +309,6 @@ TEST_F(SourceTest, ClientCertificateAndCaFromRelativeKubeconfigPaths) {
 }
 
 TEST_F(SourceTest, CaThatBecomesUnreadableIsFatal) {
-  expectHandshakeFailures_ = true;  // libcurl connects, then finds it cannot load the CA
   startServer();
   dir_.write("ca.crt", pki_.caCertPem);
   auto src = agent::makeK8sNodeSource(options(writeKubeconfig({.caFile = "ca.crt"})));
