@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "nl.h"
+#include "sluice/cni/netlink.h"
 #include "sluice/fd.h"
 
 namespace sluice::agent {
@@ -39,7 +40,8 @@ Status createVxlan(nl_sock* sock, const VxlanSpec& spec) {
   if ((err = rtnl_link_vxlan_disable_learning(link.get())) < 0) return nl::error(err, "vxlan learning");
   if (spec.underlayIfindex > 0) rtnl_link_set_link(link.get(), spec.underlayIfindex);
   if (spec.mtu > 0) rtnl_link_set_mtu(link.get(), static_cast<unsigned>(spec.mtu));
-  rtnl_link_set_flags(link.get(), IFF_NOARP | IFF_UP);
+  // Created down: ensureVxlan turns IPv6 address generation off before bringing it up.
+  rtnl_link_set_flags(link.get(), IFF_NOARP);
   if ((err = rtnl_link_add(sock, link.get(), NLM_F_CREATE | NLM_F_EXCL)) < 0)
     return nl::error(err, std::string("create ") + kVxlanName);
   return okStatus();
@@ -107,6 +109,13 @@ Result<VxlanState> ensureVxlan(const VxlanSpec& spec) {
     }
     SL_TRY(createVxlan(sock.get(), spec));
     st.created = true;
+    // No IPv6 link-local address: the device would send its own router solicitations and
+    // MLD reports, which carry no tunnel key and have nowhere to go.
+    Status gen = cni::writeSysctl(std::string("net/ipv6/conf/") + kVxlanName + "/addr_gen_mode", "1");
+    if (!gen.ok()) spdlog::warn("{} keeps IPv6 address generation: {}", kVxlanName, gen.error().describe());
+    SL_ASSIGN_OR_RETURN(auto created, nl::linkByName(sock.get(), kVxlanName));
+    if (!created) return Error(CniCode::kNetlink, std::string(kVxlanName) + " vanished after its creation");
+    SL_TRY(adjust(sock.get(), created->get(), spec));
   }
   st.ifindex = ifindexOf(kVxlanName);
   if (st.ifindex == 0) return Error(CniCode::kNetlink, std::string(kVxlanName) + " vanished after setup");
