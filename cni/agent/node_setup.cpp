@@ -51,8 +51,6 @@ Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapa
     n.overlayIfindex = vx.ifindex;
     if (vx.created) spdlog::info("created {} (ifindex {}, dstport {}, mtu {}, underlay {})", kVxlanName, vx.ifindex,
                                  opts.vxlanPort, n.podMtu, n.underlay.name);
-    if (auto st = disableTxChecksum(kVxlanName); !st.ok())
-      spdlog::warn("{}: {}", kVxlanName, st.error().describe());
     SL_TRY(attachIfDifferent(n.overlayIfindex, dp.fromOverlayFd(), true));
     SL_TRY(attachIfDifferent(n.overlayIfindex, dp.toOverlayFd(), false));
   }

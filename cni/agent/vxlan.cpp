@@ -1,11 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "vxlan.h"
 
-#include <linux/ethtool.h>
-#include <linux/sockios.h>
 #include <net/if.h>
 #include <netlink/route/link/vxlan.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -120,22 +117,6 @@ Result<VxlanState> ensureVxlan(const VxlanSpec& spec) {
   st.ifindex = ifindexOf(kVxlanName);
   if (st.ifindex == 0) return Error(CniCode::kNetlink, std::string(kVxlanName) + " vanished after setup");
   return st;
-}
-
-Status disableTxChecksum(const std::string& ifname) {
-  Fd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!s.valid()) return Error::fromErrno(errno, "socket for ethtool");
-  ethtool_value ev{};
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, ifname.c_str(), IFNAMSIZ - 1);
-  ifr.ifr_data = reinterpret_cast<char*>(&ev);
-  ev.cmd = ETHTOOL_GTXCSUM;
-  if (::ioctl(s.get(), SIOCETHTOOL, &ifr) != 0) return Error::fromErrno(errno, "ethtool get tx-checksum " + ifname);
-  if (ev.data == 0) return okStatus();
-  ev.cmd = ETHTOOL_STXCSUM;
-  ev.data = 0;
-  if (::ioctl(s.get(), SIOCETHTOOL, &ifr) != 0) return Error::fromErrno(errno, "ethtool set tx-checksum " + ifname);
-  return okStatus();
 }
 
 }  // namespace sluice::agent

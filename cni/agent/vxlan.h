@@ -41,9 +41,6 @@ struct VxlanState {
 // shape (not VXLAN, not external, other port) is replaced.
 Result<VxlanState> ensureVxlan(const VxlanSpec& spec);
 
-// Turns off TX checksum offload on a device (the VXLAN checksum offload trap: with some
-// drivers and NAT the inner checksum is never filled in and traffic black-holes).
-Status disableTxChecksum(const std::string& ifname);
 
 // ifindex of a device by name, 0 if absent.
 int ifindexOf(const std::string& name);
