@@ -102,21 +102,18 @@ Result<std::string> cmdAdd(const Invocation& inv) {
     return Error(CniCode::kInvalidConfig, "ipam " + ipam.type() + " returned no IPv4 address");
   const net::Cidr podCidr(*podIp, 32);
 
-  // veth
-  SL_TRY(host.createVethPair(hostVeth, peerTmp, conf.mtu));
+  // veth: the pod end is born in the pod netns (no move between namespaces).
+  SL_TRY(host.createVethPair(hostVeth, peerTmp, conf.mtu, podNs.get()));
   undo.push("veth", [&host, hostVeth]() -> Status {
     SL_TRY(host.deleteLink(hostVeth));  // the peer goes with it, wherever it is
     return okStatus();
   });
   SL_ASSIGN_OR_RETURN(auto hostLink, host.link(hostVeth));
-  SL_ASSIGN_OR_RETURN(auto peerLink, host.link(peerTmp));
-  if (!hostLink || !peerLink)
-    return Error(CniCode::kNetlink, "veth " + hostVeth + " vanished right after its creation");
+  if (!hostLink) return Error(CniCode::kNetlink, "veth " + hostVeth + " vanished right after its creation");
   const int hostIfindex = hostLink->ifindex;
   SL_TRY(failPoint("veth"));
 
-  // move: into the pod netns, renamed to CNI_IFNAME, up. Undone by deleting the host end.
-  SL_TRY(host.moveToNetns(peerLink->ifindex, podNs.get()));
+  // move: the pod end renamed to CNI_IFNAME and up. Undone by deleting the host end.
   undo.push("move", [] { return okStatus(); });
   {
     auto opened = cni::inNetns(podNs.get(), [] { return cni::Netlink::open(); });

@@ -116,8 +116,8 @@ Result<std::optional<LinkInfo>> Netlink::link(int ifindex) const {
   return std::optional<LinkInfo>(toLinkInfo(l));
 }
 
-Status Netlink::createVethPair(const std::string& name, const std::string& peerName,
-                               int mtu) const {
+Status Netlink::createVethPair(const std::string& name, const std::string& peerName, int mtu,
+                               std::optional<int> peerNsFd) const {
   nl::LinkPtr link(rtnl_link_veth_alloc());
   if (!link) return Error(CniCode::kNetlink, "rtnl_link_veth_alloc: out of memory");
   rtnl_link_set_name(link.get(), name.c_str());
@@ -126,19 +126,10 @@ Status Netlink::createVethPair(const std::string& name, const std::string& peerN
     nl::LinkPtr peer(rtnl_link_veth_get_peer(link.get()));  // a new reference
     rtnl_link_set_name(peer.get(), peerName.c_str());
     rtnl_link_set_mtu(peer.get(), static_cast<unsigned>(mtu));
+    if (peerNsFd) rtnl_link_set_ns_fd(peer.get(), *peerNsFd);
   }
   int err = rtnl_link_add(sock_.get(), link.get(), NLM_F_CREATE | NLM_F_EXCL);
   if (err < 0) return nlError(err, "create veth " + name + " <-> " + peerName);
-  return okStatus();
-}
-
-Status Netlink::moveToNetns(int ifindex, int nsFd) const {
-  nl::LinkPtr orig = linkRef(ifindex);
-  nl::LinkPtr change(rtnl_link_alloc());
-  if (!orig || !change) return Error(CniCode::kNetlink, "rtnl_link_alloc: out of memory");
-  rtnl_link_set_ns_fd(change.get(), nsFd);
-  int err = rtnl_link_change(sock_.get(), orig.get(), change.get(), 0);
-  if (err < 0) return nlError(err, "move link #" + std::to_string(ifindex) + " to the pod netns");
   return okStatus();
 }
 
