@@ -216,6 +216,7 @@ void Agent::maintain() {
     spdlog::warn("gc: {}", gc.error().describe());
   } else {
     gcRemoved_ += static_cast<uint64_t>(gc->endpoints);
+    gcReleased_ += static_cast<uint64_t>(gc->addresses);
   }
 }
 
@@ -256,6 +257,7 @@ HttpResponse Agent::handleHttp(const std::string& method, const std::string& pat
     m.nodes = nodeCount_;
     m.reconcileErrors = reconcileErrors_;
     m.gcRemoved = gcRemoved_;
+    m.gcReleased = gcReleased_;
     m.ready = datapathLoaded_ && conflistWritten_;
     m.version = SLUICE_VERSION;
     return {200, "text/plain; version=0.0.4; charset=utf-8", renderMetrics(m)};

@@ -62,6 +62,7 @@ class Agent {
   std::atomic<bool> conflistWritten_{false};
   std::atomic<uint64_t> reconcileErrors_{0};
   std::atomic<uint64_t> gcRemoved_{0};
+  std::atomic<uint64_t> gcReleased_{0};
   std::atomic<int64_t> nodeCount_{0};
 };
 

@@ -13,11 +13,11 @@
 #include <nlohmann/json.hpp>
 
 #include "conflist.h"
-#include "records.h"
 #include "reconcile.h"
 #include "sluice/bpf/datapath.h"
 #include "sluice/bpf/maps.h"
 #include "sluice/bpf/tc.h"
+#include "sluice/cni/endpoint.h"
 #include "state_file.h"
 
 namespace sluice::agent {
@@ -160,9 +160,10 @@ int endpoints(const AgentOptions& o, std::ostream& out, std::ostream& err) {
   if (!maps.ok()) return fail(err, maps.error());
   auto eps = maps->endpoints.entries();
   if (!eps.ok()) return fail(err, eps.error());
-  auto scan = scanRecords(o.stateDir);
-  std::map<std::pair<net::IpAddr, int>, const EndpointRecord*> byRef;
-  for (const auto& r : scan.records)
+  auto records = cni::listEndpointRecords(o.stateDir);
+  if (!records.ok()) return fail(err, records.error());
+  std::map<std::pair<net::IpAddr, int>, const cni::EndpointRecord*> byRef;
+  for (const auto& r : *records)
     for (const auto& c : r.ips) byRef[{c.addr(), r.hostIfindex}] = &r;
   std::sort(eps->begin(), eps->end(), [](const auto& a, const auto& b) {
     return net::IpAddr::fromSl(a.first.ip) < net::IpAddr::fromSl(b.first.ip);
@@ -172,7 +173,7 @@ int endpoints(const AgentOptions& o, std::ostream& out, std::ostream& err) {
   for (const auto& [k, v] : *eps) {
     auto ip = net::IpAddr::fromSl(k.ip);
     auto it = byRef.find({ip, static_cast<int>(v.ifindex)});
-    const EndpointRecord* r = it == byRef.end() ? nullptr : it->second;
+    const cni::EndpointRecord* r = it == byRef.end() ? nullptr : it->second;
     std::string pod = r && !r->podName.empty() ? r->podNamespace + "/" + r->podName : "-";
     ordered_json e = {{"ip", ip.str()},
                       {"ifindex", v.ifindex},
@@ -182,7 +183,7 @@ int endpoints(const AgentOptions& o, std::ostream& out, std::ostream& err) {
                       {"flags", v.flags},
                       {"record", r != nullptr}};
     if (r) {
-      e["containerID"] = r->containerID;
+      e["containerID"] = r->containerId;
       e["ifName"] = r->ifName;
       e["netns"] = r->netns;
       e["podNamespace"] = r->podNamespace;
@@ -190,7 +191,7 @@ int endpoints(const AgentOptions& o, std::ostream& out, std::ostream& err) {
     }
     arr.push_back(e);
     t.add({ip.str(), std::to_string(v.ifindex), ifName(v.ifindex), net::formatMac(v.pod_mac),
-           net::formatMac(v.host_mac), pod, r ? r->containerID.substr(0, 12) : "(no record)"});
+           net::formatMac(v.host_mac), pod, r ? r->containerId.substr(0, 12) : "(no record)"});
   }
   if (o.json) out << ordered_json{{"endpoints", arr}}.dump(2) << "\n";
   else t.print(out);

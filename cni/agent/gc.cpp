@@ -11,7 +11,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include "records.h"
+#include "sluice/cni/endpoint.h"
+#include "sluice/cni/hash.h"
+#include "sluice/cni/ipam.h"
 
 namespace sluice::agent {
 namespace {
@@ -22,7 +24,7 @@ uint64_t boottimeNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-bool recordAlive(const EndpointRecord& r) {
+bool recordAlive(const cni::EndpointRecord& r) {
   if (r.hostIfindex > 0) return linkAlive(r.hostIfindex, r.hostVeth);
   return !r.hostVeth.empty() && if_nametoindex(r.hostVeth.c_str()) != 0;
 }
@@ -31,6 +33,41 @@ sl_endpoint_key keyOf(const net::IpAddr& ip) {
   sl_endpoint_key k{};
   ip.toSl(k.ip);
   return k;
+}
+
+// The built-in allocator's reservations whose attachment is dead: no live record, no host
+// veth by the attachment's name, and older than the grace period (an ADD in flight holds its
+// address a few milliseconds before it creates the veth). A plugin killed mid-ADD whose DEL
+// never came leaves exactly this.
+int releaseDeadReservations(const GcOptions& opts, const std::set<std::pair<std::string, std::string>>& live) {
+  int released = 0;
+  std::error_code ec;
+  const std::string root = opts.stateDir + "/ipam";
+  for (auto it = std::filesystem::directory_iterator(root, ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
+    if (!it->is_directory()) continue;
+    cni::LocalIpam ipam(it->path().string(), {});
+    auto list = ipam.list();
+    if (!list.ok()) {
+      spdlog::warn("gc: {}: {}", it->path().string(), list.error().describe());
+      continue;
+    }
+    for (const auto& r : *list) {
+      if (live.count({r.containerId, r.ifname})) continue;
+      if (if_nametoindex(cni::hostVethName(r.containerId, r.ifname).c_str()) != 0) continue;
+      std::error_code age;
+      auto mtime = std::filesystem::last_write_time(it->path() / r.ip.str(), age);
+      if (age || std::filesystem::file_time_type::clock::now() - mtime < opts.reservationGrace) continue;
+      auto freed = ipam.release(r.containerId, r.ifname);
+      if (!freed.ok()) {
+        spdlog::warn("gc: release {}: {}", r.ip.str(), freed.error().describe());
+        continue;
+      }
+      released += static_cast<int>(freed->size());
+      spdlog::info("gc: released {} of {}/{}: no endpoint and no veth", r.ip.str(), r.containerId, r.ifname);
+    }
+  }
+  return released;
 }
 
 }  // namespace
@@ -46,18 +83,20 @@ Result<GcCounts> collectEndpoints(const bpf::PinnedMaps& maps, const GcOptions& 
   // order), so a live endpoint's record is always in the scan below.
   SL_ASSIGN_OR_RETURN(auto endpoints, maps.endpoints.entries());
   SL_ASSIGN_OR_RETURN(auto ifaces, maps.ifaces.entries());
-  RecordScan scan = scanRecords(opts.stateDir);
+  std::vector<std::string> unreadable;
+  SL_ASSIGN_OR_RETURN(auto records, cni::listEndpointRecords(opts.stateDir, &unreadable));
+  for (const auto& u : unreadable) spdlog::warn("gc: unreadable endpoint record {} left alone", u);
 
   GcCounts counts;
   std::set<std::pair<net::IpAddr, int>> liveRefs;  // (pod IP, host ifindex) of live records
-  std::set<int> liveIfindexes;
-  for (const auto& r : scan.records) {
+  std::set<std::pair<std::string, std::string>> liveAttachments;  // (container ID, ifname)
+  for (const auto& r : records) {
     if (recordAlive(r)) {
       for (const auto& c : r.ips) liveRefs.insert({c.addr(), r.hostIfindex});
-      liveIfindexes.insert(r.hostIfindex);
+      liveAttachments.insert({r.containerId, r.ifName});
       continue;
     }
-    spdlog::info("gc: endpoint {} ({}) lost its veth {} (ifindex {})", r.containerID, r.ifName,
+    spdlog::info("gc: endpoint {} ({}) lost its veth {} (ifindex {})", r.containerId, r.ifName,
                  r.hostVeth, r.hostIfindex);
     for (const auto& c : r.ips) {
       auto key = keyOf(c.addr());
@@ -67,9 +106,16 @@ Result<GcCounts> collectEndpoints(const bpf::PinnedMaps& maps, const GcOptions& 
         counts.endpoints += gone ? 1 : 0;
       }
     }
-    std::error_code ec;
-    if (std::filesystem::remove(r.path, ec)) ++counts.records;
+    if (r.ipamType == cni::kBuiltinIpamType) {
+      cni::LocalIpam ipam(cni::LocalIpam::directory(opts.stateDir, r.network), {});
+      auto freed = ipam.release(r.containerId, r.ifName);
+      if (freed.ok()) counts.addresses += static_cast<int>(freed->size());
+      else spdlog::warn("gc: release the addresses of {}: {}", r.hostVeth, freed.error().describe());
+    }
+    auto removed = cni::removeEndpointRecord(opts.stateDir, r.hostVeth);
+    if (removed.ok() && *removed) ++counts.records;
   }
+  counts.addresses += releaseDeadReservations(opts, liveAttachments);
 
   const uint64_t now = boottimeNs();
   for (const auto& [key, ep] : endpoints) {

@@ -64,6 +64,8 @@ std::string renderMetrics(const MetricsSnapshot& m) {
   o << "sluice_reconcile_errors_total " << m.reconcileErrors << "\n";
   header(o, "sluice_gc_removed_total", "counter", "Endpoint map entries removed by GC.");
   o << "sluice_gc_removed_total " << m.gcRemoved << "\n";
+  header(o, "sluice_gc_released_addresses_total", "counter", "Built-in IPAM addresses of dead endpoints released by GC.");
+  o << "sluice_gc_released_addresses_total " << m.gcReleased << "\n";
   header(o, "sluice_ready", "gauge", "1 once the datapath is loaded and the conflist written.");
   o << "sluice_ready " << (m.ready ? 1 : 0) << "\n";
   header(o, "sluice_build_info", "gauge", "Build information.");

@@ -19,6 +19,7 @@ struct MetricsSnapshot {
   int64_t nodes = 0;
   uint64_t reconcileErrors = 0;
   uint64_t gcRemoved = 0;
+  uint64_t gcReleased = 0;
   bool ready = false;
   std::string version;
 };
