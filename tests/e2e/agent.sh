@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The agent as an operator sees it: /healthz and /metrics, the conflist it writes, the
+# inspection CLI, and its endpoint GC (a pod whose host veth vanished without a DEL loses its
+# map entries, record and address).
+source "$(dirname "$0")/lib.sh"
+
+e2e_up --nodes 2 --pods-per-node 2
+
+http() {  # http <node> <path>: prints "<status>\n<body>"
+  ip netns exec "$(nns "$1")" python3 - "$2" <<'PY'
+import sys, urllib.request, urllib.error
+try:
+    with urllib.request.urlopen("http://127.0.0.1:9962" + sys.argv[1], timeout=5) as r:
+        print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+PY
+}
+metric() {  # metric <node> <exact series name, labels included>: prints its value
+  http "$1" /metrics | awk -v s="$2" '$1 == s {print $2; found=1} END {exit !found}'
+}
+
+# Health and metrics.
+check "node-1 /healthz is 200 once ready" bash -c "[[ \$(ip netns exec $(nns 1) python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9962/healthz\", timeout=5).status)') == 200 ]]"
+check "/metrics: sluice_ready 1" test "$(metric 1 sluice_ready)" = 1
+check "/metrics: sluice_nodes 2" test "$(metric 1 sluice_nodes)" = 2
+check "/metrics: sluice_endpoints 2" test "$(metric 1 sluice_endpoints)" = 2
+check "/metrics: sluice_routes 1 (the other node's pod CIDR)" test "$(metric 1 sluice_routes)" = 1
+check "/metrics: no reconcile errors" test "$(metric 1 sluice_reconcile_errors_total)" = 0
+ping_ok "$(pns 1 1)" "$(pod_ip 1 2)" 3
+check "/metrics: per-verdict packets (redirect_local counted)" \
+  test "$(metric 1 'sluice_datapath_packets_total{verdict="redirect_local"}')" -ge 3
+has_metric() { metric "$@" >/dev/null; }
+check "/metrics: per-reason drops exported" has_metric 1 'sluice_datapath_drops_total{reason="spoofed_src"}'
+check "/metrics: build info" bash -c "ip netns exec $(nns 1) python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9962/metrics\").read().decode())' | grep -q '^sluice_build_info{version=\"'"
+check "/metrics is Prometheus text (HELP/TYPE for every family)" bash -c "
+  body=\$(ip netns exec $(nns 1) python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9962/metrics\").read().decode())')
+  for f in \$(grep -v '^#' <<<\"\$body\" | sed 's/[{ ].*//' | sort -u); do
+    grep -q \"^# TYPE \$f \" <<<\"\$body\" || { echo \"no TYPE for \$f\" >&2; exit 1; }
+  done"
+check "/metrics listens on the node's loopback only" bash -c "! ip netns exec $(nns 1) ss -Hltn | awk '{print \$4}' | grep -q '^0.0.0.0:9962\$\|^\*:9962\$'"
+
+# The conflist the agent wrote.
+conflist=$CROOT/n2/net.d/10-sluice.conflist
+check "conflist is mode 0644" test "$(stat -c %a "$conflist")" = 644
+check "conflist carries this node's pod CIDR, the MTU and the paths" python3 - "$conflist" "$CROOT/n2" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1])); root = sys.argv[2]
+p = c["plugins"][0]
+assert c["cniVersion"] == "1.0.0" and c["name"] == "sluice" and p["type"] == "sluice", c
+assert p["ipam"] == {"type": "sluice-ipam", "ranges": [[{"subnet": "10.244.2.0/24"}]]}, p["ipam"]
+assert p["mtu"] == 1450, p["mtu"]
+assert p["bpfRoot"] == root + "/bpf/sluice" and p["stateDir"] == root + "/state", p
+PY
+
+# The inspection CLI, human and JSON.
+# Run inside the node's netns, as the DaemonSet's hostNetwork container does.
+cli() { ip netns exec "$(nns "$2")" "$AGENT" "$1" --bpf-root "$(bpf_root "$2")" --state-dir "$CROOT/n$2/state" "${@:3}"; }
+check "CLI endpoints -o json lists both pods with their names" python3 -c '
+import json, subprocess, sys
+d = json.loads(sys.stdin.read())["endpoints"]
+names = sorted(e.get("podName", "") for e in d)
+assert names == ["pod-1-1", "pod-1-2"], d' <<<"$(cli endpoints 1 -o json)"
+check "CLI routes -o json has the other node's CIDR via its address" bash -c "cli_out=\$('$AGENT' routes --bpf-root $(bpf_root 1) -o json); grep -q 10.244.2.0/24 <<<\"\$cli_out\" && grep -q 198.18.0.2 <<<\"\$cli_out\""
+check "CLI status (table) names the node" bash -c "'$AGENT' status --bpf-root $(bpf_root 1) --state-dir $CROOT/n1/state | grep -q node-1"
+check "CLI counters (table)" bash -c "'$AGENT' counters --bpf-root $(bpf_root 1) | grep -q '^redirect_local'"
+
+# Endpoint GC: the host veth of pod-1-2 disappears without a DEL (as when a runtime crashes
+# and the netns is torn down): the agent removes its map entry, record and address.
+ip2=$(pod_ip 1 2)
+veth=$(cli endpoints 1 -o json | python3 -c 'import json,sys; print(next(e["hostVeth"] for e in json.load(sys.stdin)["endpoints"] if e["ip"] == sys.argv[1]))' "$ip2")
+ip netns exec "$(nns 1)" ip link del "$veth"
+gone() {
+  ! cli endpoints 1 -o json | grep -q "\"$ip2\"" &&
+    [[ ! -e $CROOT/n1/state/endpoints/$veth.json ]] &&
+    [[ ! -e $CROOT/n1/state/ipam/sluice/$ip2 ]]
+}
+check "agent GC removed the dead endpoint's entry, record and address" within 10000 gone
+check "/metrics counts it (sluice_gc_removed_total)" test "$(metric 1 sluice_gc_removed_total)" -ge 1
+check "/metrics counts the address (sluice_gc_released_addresses_total)" test "$(metric 1 sluice_gc_released_addresses_total)" -ge 1
+check "the live pod is untouched" ping_ok "$(pns 1 1)" "$(pod_ip 2 1)" 2
+
+e2e_done
