@@ -38,10 +38,33 @@ ip netns exec "$(pns 1 2)" ping -i 0.1 -c 120 -W 1 "$(pod_ip 1 1)" >"$CROOT/ping
 p2=$!
 E2E_BG_PIDS+=("$sender" "$p1" "$p2")
 
+# The program ids at Sluice's tc ingress slot of every pod's host veth of a node.
+attached_ids() {
+  ip netns exec "$(nns "$1")" tc -j filter show dev "$2" ingress 2>/dev/null |
+    python3 -c 'import json,sys; print(" ".join(sorted(str(f["options"]["prog"]["id"]) for f in json.load(sys.stdin) if "prog" in f.get("options", {}))))' 2>/dev/null
+}
+host_veths() { ip -n "$(nns "$1")" -o link show type veth | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^sl'; }
+declare -A before
+for node in 1 2; do
+  for v in $(host_veths "$node"); do before[$node/$v]=$(attached_ids "$node" "$v"); done
+done
+
 sleep 2
 for node in 1 2; do
   # stopped for a second: the datapath must forward on its own meanwhile
   check "agent on node-$node restarted" bash "$CLUSTER" restart-agent "$node" --down-for 1
+done
+
+# Every start loads the programs afresh and swaps them on the existing veths (tc replace at
+# the same handle): what an upgrade to a build with other programs does, under the traffic
+# above. Each veth now runs the newly pinned program.
+for node in 1 2; do
+  pinned=$(bpftool prog show pinned "$(bpf_root "$node")/sl_from_pod" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  for v in $(host_veths "$node"); do
+    now=$(attached_ids "$node" "$v")
+    check "node-$node $v: program swapped (${before[$node/$v]} -> $now, pinned $pinned)" \
+      test "$now" = "$pinned" -a "$now" != "${before[$node/$v]}"
+  done
 done
 
 wait "$p1" || true
