@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -170,6 +171,8 @@ Status Agent::reconcile() {
   ko.nodeIp = net_->nodeIp;
   auto routeCounts = syncKernelRoutes(kernelRoutesFor(plan_.remote, ko));
   if (!routeCounts.ok()) return std::move(routeCounts).error();
+  SL_TRY(masquerade_.ensure(opts_.clusterCidr, ko.native ? std::string() : std::string(kVxlanName),
+                            plan_.nodeIps));
 
   auto podCidr = podCidrFor(self);
   if (!podCidr) return Error(CniCode::kInvalidConfig, "node " + self.name + " has no pod CIDR yet");
@@ -179,6 +182,7 @@ Status Agent::reconcile() {
   cp.bpfRoot = opts_.bpfRoot;
   cp.stateDir = opts_.stateDir;
   cp.logLevel = opts_.logLevel;
+  cp.chain = opts_.chain;
   auto wrote = writeConflist(opts_.cniConfDir, cp);
   if (!wrote.ok()) return std::move(wrote).error();
   if (!conflistWritten_.exchange(true)) spdlog::info("node {} ready", self.name);
@@ -253,7 +257,9 @@ HttpResponse Agent::handleHttp(const std::string& method, const std::string& pat
     const auto& maps = dp_->maps();
     if (auto c = maps.metrics.read(); c.ok()) m.counters = std::move(c).value();
     if (auto e = maps.endpoints.entries(); e.ok()) m.endpoints = static_cast<int64_t>(e->size());
-    if (auto r = maps.routes.entries(); r.ok()) m.routes = static_cast<int64_t>(r->size());
+    if (auto r = maps.routes.entries(); r.ok())  // pod CIDRs; node-address routes not counted
+      m.routes = std::count_if(r->begin(), r->end(),
+                               [](const auto& e) { return !isNodeAddressRoute(e.first, e.second); });
     m.nodes = nodeCount_;
     m.reconcileErrors = reconcileErrors_;
     m.gcRemoved = gcRemoved_;

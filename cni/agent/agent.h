@@ -15,6 +15,7 @@
 
 #include "flags.h"
 #include "http.h"
+#include "masquerade.h"
 #include "node_setup.h"
 #include "node_source.h"
 #include "reconcile.h"
@@ -55,6 +56,7 @@ class Agent {
   std::vector<NodeInfo> nodes_;
   Plan plan_;
   std::optional<NodeNetwork> net_;
+  Masquerade masquerade_;
   bool needResync_ = false;
   bool upgraded_ = false;
 

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -40,6 +41,12 @@ std::optional<std::string> readFile(const std::string& path) {
 
 }  // namespace
 
+nlohmann::ordered_json chainedCapabilities(const std::string& type) {
+  if (type == "portmap") return {{"portMappings", true}};
+  if (type == "bandwidth") return {{"bandwidth", true}};
+  return nlohmann::ordered_json::object();
+}
+
 std::string renderConflist(const ConflistParams& p) {
   using nlohmann::ordered_json;
   ordered_json range = ordered_json::array({ordered_json::array({{{"subnet", p.podCidr.network().str()}}})});
@@ -50,7 +57,17 @@ std::string renderConflist(const ConflistParams& p) {
                          {"logFile", p.stateDir + "/cni.log"},
                          {"logLevel", p.logLevel},
                          {"ipam", {{"type", "sluice-ipam"}, {"ranges", range}}}};
-  ordered_json doc = {{"cniVersion", "1.0.0"}, {"name", "sluice"}, {"plugins", ordered_json::array({plugin})}};
+  // With bandwidth chained, sluice takes the pod's limits too: a shaped pod's veth is set up
+  // so that the qdiscs bandwidth installs see its traffic (docs/internals.md, chaining).
+  if (std::find(p.chain.begin(), p.chain.end(), "bandwidth") != p.chain.end())
+    plugin["capabilities"] = {{"bandwidth", true}};
+  ordered_json plugins = ordered_json::array({plugin});
+  for (const auto& type : p.chain) {
+    ordered_json entry = {{"type", type}};
+    if (auto caps = chainedCapabilities(type); !caps.empty()) entry["capabilities"] = caps;
+    plugins.push_back(entry);
+  }
+  ordered_json doc = {{"cniVersion", "1.0.0"}, {"name", "sluice"}, {"plugins", plugins}};
   return doc.dump(2) + "\n";
 }
 
@@ -91,7 +108,9 @@ Result<bool> writeConflist(const std::string& dir, const ConflistParams& p) {
                                  (st.st_mode & 07777) == 0644)
     return false;
   SL_TRY(writeFileAtomic(path, text, 0644));
-  spdlog::info("wrote {} (pod CIDR {}, mtu {})", path, p.podCidr.network().str(), p.mtu);
+  std::string chain;
+  for (const auto& c : p.chain) chain += ", " + c;
+  spdlog::info("wrote {} (pod CIDR {}, mtu {}, plugins sluice{})", path, p.podCidr.network().str(), p.mtu, chain);
   return true;
 }
 

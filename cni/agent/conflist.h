@@ -4,6 +4,9 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "sluice/net/ip.h"
 #include "sluice/result.h"
@@ -18,7 +21,14 @@ struct ConflistParams {
   std::string bpfRoot;
   std::string stateDir;
   std::string logLevel;
+  // Plugins chained after "sluice" (--chain), in order. Each entry is {"type": name}, with the
+  // runtimeConfig capabilities the reference plugins take (portmap: portMappings, bandwidth:
+  // bandwidth) so a runtime passes the pod's hostPorts and limits to them.
+  std::vector<std::string> chain;
 };
+
+// The runtimeConfig capabilities a chained plugin of that type declares ({} if none known).
+nlohmann::ordered_json chainedCapabilities(const std::string& type);
 
 // The conflist JSON text (logFile = <stateDir>/cni.log).
 std::string renderConflist(const ConflistParams& p);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "flags.h"
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <map>
@@ -23,7 +24,7 @@ std::optional<Command> subcommand(const std::string& word) {
   static const std::map<std::string, Command> kWords = {
       {"status", Command::kStatus}, {"endpoints", Command::kEndpoints},
       {"routes", Command::kRoutes}, {"nodes", Command::kNodes},
-      {"counters", Command::kCounters}, {"help", Command::kHelp},
+      {"counters", Command::kCounters}, {"uninstall", Command::kUninstall}, {"help", Command::kHelp},
       {"version", Command::kVersion}};
   auto it = kWords.find(word);
   if (it == kWords.end()) return std::nullopt;
@@ -95,6 +96,25 @@ const std::map<std::string, Setter>& valueFlags() {
          if (v == "vxlan") o.mode = DatapathMode::kVxlan;
          else if (v == "native") o.mode = DatapathMode::kNative;
          else return badFlag("--mode: expected vxlan or native, got '" + v + "'");
+         return okStatus();
+       }},
+      {"--chain",
+       [](AgentOptions& o, const std::string& v) -> Status {
+         o.chain.clear();
+         size_t start = 0;
+         while (start <= v.size() && !v.empty()) {
+           size_t comma = v.find(',', start);
+           std::string type = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+           if (type.empty() || type.size() > 64 ||
+               type.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_.") != std::string::npos)
+             return badFlag("--chain: '" + type + "' is not a plugin type (expected e.g. portmap,bandwidth)");
+           if (type == "sluice") return badFlag("--chain: sluice is always the first plugin");
+           if (std::find(o.chain.begin(), o.chain.end(), type) != o.chain.end())
+             return badFlag("--chain: " + type + " named twice");
+           o.chain.push_back(type);
+           if (comma == std::string::npos) break;
+           start = comma + 1;
+         }
          return okStatus();
        }},
       {"--gc-interval-ms",
@@ -179,6 +199,8 @@ std::string usage() {
   sluice-agent [flags]                      run the node agent (DaemonSet)
   sluice-agent --load-only --bpf-root DIR   load + pin (or reuse) the datapath and exit
   sluice-agent status|endpoints|routes|nodes|counters [--bpf-root DIR] [--state-dir DIR] [-o json]
+  sluice-agent uninstall [--bpf-root DIR] [--state-dir DIR] [--cni-conf-dir DIR] [-o json]
+                                            take Sluice off the node (agent stopped first)
 
 Flags:
   --node-name NAME        this node (default $NODE_NAME)
@@ -197,6 +219,8 @@ Flags:
   --vxlan-port N          VXLAN UDP port (default 8472)
   --mode vxlan|native     overlay or native routing (default vxlan)
   --install-cni-bin PATH  install PATH as <cni-bin-dir>/sluice first (atomic rename)
+  --chain A,B             chain these CNI plugins after sluice in the conflist (e.g.
+                          portmap,bandwidth; they must be in --cni-bin-dir)
   -o json                 JSON output for the inspection subcommands
 )";
 }

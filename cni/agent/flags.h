@@ -20,6 +20,7 @@ enum class Command {
   kRoutes,
   kNodes,
   kCounters,
+  kUninstall,  // take Sluice off the node (conflist, masquerade, routes, vxlan, pins)
   kHelp,
   kVersion,
 };
@@ -44,6 +45,7 @@ struct AgentOptions {
   uint16_t vxlanPort = 8472;
   DatapathMode mode = DatapathMode::kVxlan;
   std::string installCniBin;   // --install-cni-bin PATH
+  std::vector<std::string> chain;  // --chain a,b: plugins chained after sluice in the conflist
   bool json = false;           // -o json (inspection)
   // How often GC and the self-healing resync run; not in the docs, for tests and tuning.
   int gcIntervalMs = 1000;

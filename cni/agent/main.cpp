@@ -14,6 +14,7 @@
 #include "datapath_setup.h"
 #include "flags.h"
 #include "sluice/log.h"
+#include "uninstall.h"
 
 namespace {
 
@@ -70,6 +71,10 @@ int main(int argc, char** argv) {
     log.level = o.logLevel == "info" ? "warn" : o.logLevel;
     sluice::setupLogging(log);
     return sluice::agent::runCli(o, std::cout, std::cerr);
+  }
+  if (o.command == Command::kUninstall) {
+    sluice::setupLogging(log);
+    return sluice::agent::runUninstall(o, std::cout, std::cerr);
   }
   log.file = o.logFile;
   sluice::setupLogging(log);

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -18,8 +19,8 @@ extern char** environ;
 namespace sluice::agent {
 namespace {
 
-// Runs argv with `input` on stdin; returns exit status and combined output.
-Result<std::pair<int, std::string>> runWithInput(const std::vector<std::string>& argv, const std::string& input) {
+Result<std::pair<int, std::string>> runWithInput(const std::vector<std::string>& argv,
+                                                 const std::string& input) {
   int in[2], out[2];
   if (::pipe2(in, O_CLOEXEC) != 0) return Error::fromErrno(errno, "pipe");
   Fd inR(in[0]), inW(in[1]);
@@ -36,7 +37,9 @@ Result<std::pair<int, std::string>> runWithInput(const std::vector<std::string>&
   pid_t pid = 0;
   int rc = posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
   posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) return Error::fromErrno(rc, "run " + argv[0], rc == ENOENT ? CniCode::kPluginNotAvailable : CniCode::kInternal);
+  if (rc != 0)
+    return Error::fromErrno(rc, "run " + argv[0],
+                            rc == ENOENT ? CniCode::kPluginNotAvailable : CniCode::kInternal);
   inR.reset();
   outW.reset();
   size_t off = 0;
@@ -61,35 +64,101 @@ Result<std::pair<int, std::string>> runWithInput(const std::vector<std::string>&
   return std::make_pair(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), output);
 }
 
-}  // namespace
-
-std::string masqueradeRuleset(const net::Cidr& clusterCidr, const std::string& overlayDev) {
-  const std::string c = clusterCidr.network().str();
-  // "table; delete table; table {...}" in one file is one transaction: the old rules are
-  // replaced without a moment with no masquerade.
-  return "table ip sluice\n"
-         "delete table ip sluice\n"
-         "table ip sluice {\n"
-         "  chain postrouting {\n"
-         "    type nat hook postrouting priority srcnat; policy accept;\n"
-         "    ip saddr " + c + " ip daddr != " + c +
-         (overlayDev.empty() ? std::string() : " oifname != \"" + overlayDev + "\"") + " masquerade\n"
-         "  }\n"
-         "}\n";
+std::string nftError(const std::pair<int, std::string>& r) {
+  std::string out = r.second;
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  return "nft exited with " + std::to_string(r.first) + (out.empty() ? "" : ": " + out);
 }
 
-Status applyMasquerade(const net::Cidr& clusterCidr, const std::string& overlayDev) {
-  if (!clusterCidr.addr().isV4()) return okStatus();
-  auto r = runWithInput({"nft", "-f", "-"}, masqueradeRuleset(clusterCidr, overlayDev));
-  // Service accounts and minimal images often lack /usr/sbin in PATH.
-  for (const char* alt : {"/usr/sbin/nft", "/sbin/nft"}) {
+// runWithInput, retried from /usr/sbin and /sbin: service accounts and minimal images often
+// lack them in PATH.
+Result<std::pair<int, std::string>> runTool(const std::vector<std::string>& argv,
+                                            const std::string& input) {
+  auto r = runWithInput(argv, input);
+  if (argv.empty() || argv[0].find('/') != std::string::npos) return r;
+  for (const char* dir : {"/usr/sbin/", "/sbin/"}) {
     if (r.ok() || r.error().code() != CniCode::kPluginNotAvailable) break;
-    r = runWithInput({alt, "-f", "-"}, masqueradeRuleset(clusterCidr, overlayDev));
+    std::vector<std::string> alt = argv;
+    alt[0] = dir + argv[0];
+    r = runWithInput(alt, input);
   }
+  return r;
+}
+
+}  // namespace
+
+std::string masqueradeRuleset(const net::Cidr& clusterCidr, const std::string& overlayDev,
+                              const std::vector<net::IpAddr>& nodeIps) {
+  const std::string c = clusterCidr.network().str();
+  std::vector<std::string> nodes;
+  for (const auto& ip : nodeIps)
+    if (ip.isV4()) nodes.push_back(ip.str());
+  std::sort(nodes.begin(), nodes.end());
+  nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  std::string elements;
+  for (const auto& n : nodes) elements += (elements.empty() ? "" : ", ") + n;
+  // "table; delete table; table {...}" in one file is one transaction: the old rules are
+  // replaced without a moment with no masquerade, and never duplicated.
+  std::string s =
+      "table ip sluice\n"
+      "delete table ip sluice\n"
+      "table ip sluice {\n"
+      "  set nodes {\n"
+      "    type ipv4_addr\n";
+  if (!elements.empty()) s += "    elements = { " + elements + " }\n";
+  s += "  }\n"
+       "  chain postrouting {\n"
+       "    type nat hook postrouting priority srcnat; policy accept;\n"
+       "    ip saddr " +
+       c + " ip daddr != " + c + " ip daddr != @nodes" +
+       (overlayDev.empty() ? std::string() : " oifname != \"" + overlayDev + "\"") +
+       " masquerade\n"
+       "  }\n"
+       "}\n";
+  return s;
+}
+
+Status applyMasquerade(const net::Cidr& clusterCidr, const std::string& overlayDev,
+                       const std::vector<net::IpAddr>& nodeIps) {
+  if (!clusterCidr.addr().isV4()) return okStatus();
+  auto r = runTool({"nft", "-f", "-"}, masqueradeRuleset(clusterCidr, overlayDev, nodeIps));
   if (!r.ok()) return std::move(r).error().context("masquerade");
-  if (r->first != 0)
-    return Error(CniCode::kInternal, "nft exited with " + std::to_string(r->first) + ": " + r->second);
-  spdlog::info("masquerade for {} leaving the cluster installed (nft table ip sluice)", clusterCidr.str());
+  if (r->first != 0) return Error(CniCode::kInternal, "masquerade: " + nftError(*r));
+  return okStatus();
+}
+
+Status removeMasquerade() {
+  // Declaring the table first makes the delete succeed whether or not it exists.
+  auto r = runTool({"nft", "-f", "-"}, "table ip sluice\ndelete table ip sluice\n");
+  if (!r.ok()) {
+    if (r.error().code() == CniCode::kPluginNotAvailable) return okStatus();  // no nft: no table
+    return std::move(r).error().context("remove masquerade");
+  }
+  if (r->first != 0) return Error(CniCode::kInternal, "remove masquerade: " + nftError(*r));
+  return okStatus();
+}
+
+Status Masquerade::ensure(const net::Cidr& clusterCidr, const std::string& overlayDev,
+                          std::vector<net::IpAddr> nodeIps) {
+  const std::string want = masqueradeRuleset(clusterCidr, overlayDev, nodeIps);
+  const auto now = std::chrono::steady_clock::now();
+  if (want == applied_ && now - appliedAt_ < refresh_) return okStatus();
+  auto st = applyMasquerade(clusterCidr, overlayDev, nodeIps);
+  if (!st.ok()) {
+    if (st.error().code() != CniCode::kPluginNotAvailable) return st;
+    if (!warnedMissingNft_)
+      spdlog::warn("no masquerade for traffic leaving {}: {}", clusterCidr.str(),
+                   st.error().describe());
+    warnedMissingNft_ = true;
+    return okStatus();
+  }
+  if (want != applied_)
+    spdlog::info(
+        "masquerade for {} leaving the cluster installed (nft table ip {}, {} node addresses "
+        "exempt)",
+        clusterCidr.str(), kNftTable, nodeIps.size());
+  applied_ = want;
+  appliedAt_ = now;
   return okStatus();
 }
 

@@ -1,19 +1,51 @@
 // SPDX-License-Identifier: Apache-2.0
-// Masquerade for pod traffic leaving the cluster CIDR: one nftables table of our own
-// ("ip sluice"), replaced atomically in one nft transaction.
+// Masquerade for pod traffic leaving the cluster: one nftables table of our own
+// ("ip sluice"), replaced atomically in one nft transaction, so an agent restart or a
+// re-apply never leaves two rules (nor a moment with none).
+//
+// Masqueraded: a pod source (cluster CIDR) towards anything that is neither the cluster CIDR
+// nor a node of the cluster. Pod <-> pod and pod <-> node traffic keeps the pod's address
+// (the Kubernetes network model); remote pods and remote nodes are reached through the
+// overlay anyway (sl_routes), and the exception here covers whatever the stack forwards.
 #pragma once
 
+#include <chrono>
 #include <string>
+#include <vector>
 
 #include "sluice/net/ip.h"
 #include "sluice/result.h"
 
 namespace sluice::agent {
 
-// The nft script that (re)creates table ip sluice.
-std::string masqueradeRuleset(const net::Cidr& clusterCidr, const std::string& overlayDev);
+inline constexpr const char* kNftTable = "sluice";  // table ip sluice
+
+// The nft script that (re)creates table ip sluice. `nodeIps` (IPv4 only are used) are the
+// addresses of every node of the cluster, this one included.
+std::string masqueradeRuleset(const net::Cidr& clusterCidr, const std::string& overlayDev,
+                              const std::vector<net::IpAddr>& nodeIps);
 
 // Applies it with `nft -f -`. kPluginNotAvailable when nft is not installed.
-Status applyMasquerade(const net::Cidr& clusterCidr, const std::string& overlayDev);
+Status applyMasquerade(const net::Cidr& clusterCidr, const std::string& overlayDev,
+                       const std::vector<net::IpAddr>& nodeIps);
+
+// Deletes table ip sluice; already gone is success (uninstall).
+Status removeMasquerade();
+
+// Keeps the ruleset applied: re-applies when what is wanted changed, and every `refresh` so
+// that a flushed ruleset (iptables-restore, an operator) heals without a restart.
+class Masquerade {
+ public:
+  explicit Masquerade(std::chrono::seconds refresh = std::chrono::seconds(30))
+      : refresh_(refresh) {}
+  Status ensure(const net::Cidr& clusterCidr, const std::string& overlayDev,
+                std::vector<net::IpAddr> nodeIps);
+
+ private:
+  std::chrono::seconds refresh_;
+  std::string applied_;  // the ruleset last applied successfully
+  std::chrono::steady_clock::time_point appliedAt_{};
+  bool warnedMissingNft_ = false;
+};
 
 }  // namespace sluice::agent

@@ -5,7 +5,6 @@
 
 #include "datapath_setup.h"
 #include "gc.h"
-#include "masquerade.h"
 #include "sluice/bpf/tc.h"
 #include "sysctl.h"
 
@@ -58,12 +57,6 @@ Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapa
   SL_TRY(applyDatapathSysctls(native ? std::string() : std::string(kVxlanName)));
   auto written = updateConfig(dp.maps().config, cfg);
   if (!written.ok()) return std::move(written).error();
-  if (auto st = applyMasquerade(opts.clusterCidr, native ? std::string() : std::string(kVxlanName)); !st.ok()) {
-    if (st.error().code() == CniCode::kPluginNotAvailable)
-      spdlog::warn("no masquerade for traffic leaving {}: {}", opts.clusterCidr.str(), st.error().describe());
-    else
-      return std::move(st).error();
-  }
   spdlog::info("node {}: ip {}, underlay {} (mtu {}), {} mode, pod mtu {}", self.name, n.nodeIp.str(),
                n.underlay.name, n.underlay.mtu, modeName(opts.mode), n.podMtu);
   return n;

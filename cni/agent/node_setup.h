@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Per-node network set-up once this node's own entry is known: the underlay, sluice_vxlan
-// with the overlay programs at its tc ingress/egress, sysctls, sl_config and masquerade.
+// with the overlay programs at its tc ingress/egress, sysctls and sl_config. (The masquerade
+// rule needs every node's address: the agent's reconcile keeps it.)
 // Every step is idempotent and leaves matching state untouched (restarts are seamless).
 #pragma once
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 
 #include <spdlog/spdlog.h>
 
@@ -45,7 +46,31 @@ Plan planFor(const std::vector<NodeInfo>& nodes, const std::string& self) {
       plan.remote.push_back({c, n->internalIP, n->name});
     }
   }
+  // Node addresses: every node's, for the masquerade exception; the other nodes' as /32
+  // routes through the overlay.
+  std::set<net::IpAddr> seen;
+  for (const auto* n : sorted) {
+    if (!n->internalIP.valid()) continue;
+    plan.nodeIps.push_back(n->internalIP);
+    if (n->name == self || !n->internalIP.isV4() || !seen.insert(n->internalIP).second) continue;
+    if (plan.self && n->internalIP == plan.self->internalIP) continue;
+    bool inPodCidr = false;
+    for (const auto& [c, who] : owner) inPodCidr |= c.contains(n->internalIP);
+    if (inPodCidr) {
+      plan.problems.push_back("node " + n->name + "'s address " + n->internalIP.str() +
+                              " lies inside a pod CIDR: no overlay route to it");
+      continue;
+    }
+    RemoteRoute r{net::Cidr(n->internalIP, 32), n->internalIP, n->name};
+    r.nodeAddress = true;
+    plan.remote.push_back(r);
+  }
   return plan;
+}
+
+bool isNodeAddressRoute(const sl_route_key& key, const sl_route& value) {
+  return key.family == SL_AF_INET && key.prefixlen == SL_ROUTE_KEY_FAMILY_BITS + 32 && value.node_ip4 != 0 &&
+         key.addr[0] == value.node_ip4;
 }
 
 sl_route_key routeKey(const net::Cidr& cidr) {
@@ -111,6 +136,7 @@ std::vector<KernelRoute> kernelRoutesFor(const std::vector<RemoteRoute>& remote,
   std::vector<KernelRoute> out;
   for (const auto& r : remote) {
     if (!r.podCidr.addr().isV4() || !r.nodeIp.isV4()) continue;  // IPv6 kernel routes: later
+    if (r.nodeAddress) continue;  // the node itself stays on the underlay for the stack
     KernelRoute k;
     k.dst = r.podCidr.network();
     k.mtu = opts.mtu;

@@ -18,22 +18,32 @@ struct RemoteRoute {
   net::Cidr podCidr;   // network address
   net::IpAddr nodeIp;  // underlay address of the owner
   std::string node;
+  // The remote node's own address as a /32 (podCidr == nodeIp/32): pods reach other nodes
+  // through the overlay with their own source address, so the remote node's reverse path
+  // (strict rp_filter) agrees. No kernel route: the node itself is on the underlay.
+  bool nodeAddress = false;
 };
 
 struct Plan {
   std::optional<NodeInfo> self;     // this node's entry, if the snapshot has it
-  std::vector<RemoteRoute> remote;  // every OTHER node's pod CIDRs
+  std::vector<RemoteRoute> remote;  // every OTHER node's pod CIDRs and own address
+  std::vector<net::IpAddr> nodeIps; // every node's InternalIP, this one's included
   std::vector<std::string> problems; // skipped entries (no address, clashing CIDRs)
 };
 
 // Computes what the snapshot asks for. Nodes without a usable InternalIP are skipped (a
 // problem); a CIDR claimed by two nodes goes to the first by name (a problem); a remote CIDR
-// overlapping this node's own pod CIDR is skipped (a problem).
+// overlapping this node's own pod CIDR is skipped (a problem). Each other node with an IPv4
+// InternalIP also gets a /32 route to itself (nodeAddress), unless that address lies inside
+// a pod CIDR.
 Plan planFor(const std::vector<NodeInfo>& nodes, const std::string& self);
 
 // The sl_routes key/value for a route.
 sl_route_key routeKey(const net::Cidr& cidr);
 sl_route routeValue(const net::IpAddr& nodeIp);
+// Whether an sl_routes entry is a node-address route (key == its node's address /32), not a
+// pod CIDR.
+bool isNodeAddressRoute(const sl_route_key& key, const sl_route& value);
 net::Cidr cidrOfKey(const sl_route_key& key);
 
 // Makes sl_routes hold exactly the remote routes of the plan.

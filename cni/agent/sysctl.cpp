@@ -31,8 +31,9 @@ Status ensure(const std::string& key, const std::string& value) {
 
 Status applyDatapathSysctls(const std::string& overlayDev) {
   SL_TRY(ensure("net/ipv4/ip_forward", "1"));
-  if (auto all = current("net/ipv4/conf/all/rp_filter"); all && *all == "1")
-    SL_TRY(ensure("net/ipv4/conf/all/rp_filter", "2"));
+  // all/rp_filter is the administrator's: strict (1) works as it is, because every packet
+  // arrives where its source routes back to (remote pods and, from pods, remote nodes through
+  // sluice_vxlan; everything else through the underlay). tests/e2e/netmodel.sh runs strict.
   if (!overlayDev.empty()) {
     SL_TRY(ensure("net/ipv4/conf/" + overlayDev + "/rp_filter", "0"));
     SL_TRY(ensure("net/ipv4/conf/" + overlayDev + "/accept_local", "1"));

@@ -8,9 +8,9 @@
 
 namespace sluice::agent {
 
-// ip_forward=1; rp_filter=0 and accept_local=1 on the overlay device; strict rp_filter on
-// "all" lowered to loose (the effective value is max(all, dev), so strict "all" would still
-// drop decapsulated traffic). Idempotent: run again to undo what systemd re-applies.
+// ip_forward=1; rp_filter=0 and accept_local=1 on the overlay device. A strict rp_filter on
+// "all" (the effective value is max(all, dev)) is left as it is: the datapath keeps every
+// reverse path symmetric. Idempotent: run again to undo what systemd re-applies.
 Status applyDatapathSysctls(const std::string& overlayDev);
 
 }  // namespace sluice::agent

@@ -1,0 +1,127 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "uninstall.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "conflist.h"
+#include "kernel_routes.h"
+#include "masquerade.h"
+#include "nl.h"
+#include "sluice/bpf/maps.h"
+#include "state_file.h"
+#include "vxlan.h"
+
+namespace sluice::agent {
+namespace {
+
+// The agent recorded in the state file, if that pid is still a sluice-agent.
+std::optional<int> runningAgent(const std::string& stateDir) {
+  auto st = readAgentState(stateDir);
+  if (!st.ok() || st->pid <= 0 || st->pid == static_cast<int>(::getpid())) return std::nullopt;
+  if (::kill(st->pid, 0) != 0) return std::nullopt;
+  std::ifstream comm("/proc/" + std::to_string(st->pid) + "/comm");
+  std::string name;
+  std::getline(comm, name);
+  if (name.rfind("sluice-agent", 0) != 0) return std::nullopt;  // a recycled pid
+  return st->pid;
+}
+
+Result<bool> removeFile(const std::string& path) {
+  if (::unlink(path.c_str()) == 0) return true;
+  if (errno == ENOENT) return false;
+  return Error::fromErrno(errno, "remove " + path, CniCode::kIoFailure);
+}
+
+Result<bool> removeVxlan() {
+  SL_ASSIGN_OR_RETURN(auto sock, nl::connect());
+  SL_ASSIGN_OR_RETURN(auto link, nl::linkByName(sock.get(), kVxlanName));
+  if (!link) return false;
+  const char* type = rtnl_link_get_type(link->get());
+  if (type == nullptr || std::string(type) != "vxlan")
+    return Error(CniCode::kInternal,
+                 std::string(kVxlanName) + " is not a VXLAN device: left alone");
+  int err = rtnl_link_delete(sock.get(), link->get());
+  if (err < 0 && err != -NLE_OBJ_NOTFOUND && err != -NLE_NODEV)
+    return nl::error(err, std::string("delete ") + kVxlanName);
+  return err == 0;
+}
+
+// Unlinks every sl_* pin under root, then root itself when it is empty and not a mount point.
+Result<int> removePins(const std::string& root) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(root, ec)) return 0;
+  int removed = 0;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("sl_", 0) != 0) continue;
+    if (::unlink(e.path().c_str()) != 0 && errno != ENOENT)
+      return Error::fromErrno(errno, "unpin " + e.path().string(), CniCode::kIoFailure);
+    ++removed;
+  }
+  if (ec) return Error::fromErrno(ec.value(), "list " + root, CniCode::kIoFailure);
+  ::rmdir(root.c_str());  // fails harmlessly when not empty or a mount point
+  return removed;
+}
+
+}  // namespace
+
+Result<UninstallReport> uninstallNode(const AgentOptions& o) {
+  if (auto pid = runningAgent(o.stateDir))
+    return Error(CniCode::kInvalidConfig,
+                 "sluice-agent (pid " + std::to_string(*pid) +
+                     ") is still running and would reinstall everything: stop it first");
+  UninstallReport r;
+  // The conflist first: from here on the runtime no longer hands pods to Sluice.
+  const std::string conflist = o.cniConfDir + "/" + kConflistName;
+  SL_ASSIGN_OR_RETURN(r.conflistRemoved, removeFile(conflist));
+  SL_TRY(removeFile(conflist + ".tmp"));
+  if (auto maps = bpf::PinnedMaps::open(o.bpfRoot); maps.ok()) {
+    if (auto eps = maps->endpoints.entries(); eps.ok())
+      r.endpointsLeft = static_cast<int>(eps->size());
+  }
+  SL_ASSIGN_OR_RETURN(auto routes, listOwnedRoutes());
+  r.routesRemoved = static_cast<int>(routes.size());
+  SL_TRY(syncKernelRoutes({}));
+  SL_TRY(removeMasquerade());
+  r.masqueradeRemoved = true;
+  SL_ASSIGN_OR_RETURN(r.vxlanRemoved, removeVxlan());
+  SL_ASSIGN_OR_RETURN(r.pinsRemoved, removePins(o.bpfRoot));
+  return r;
+}
+
+int runUninstall(const AgentOptions& o, std::ostream& out, std::ostream& err) {
+  auto r = uninstallNode(o);
+  if (!r.ok()) {
+    err << "sluice-agent uninstall: " << r.error().describe() << "\n";
+    return 1;
+  }
+  if (o.json) {
+    nlohmann::ordered_json j = {
+        {"conflistRemoved", r->conflistRemoved}, {"masqueradeRemoved", r->masqueradeRemoved},
+        {"vxlanRemoved", r->vxlanRemoved},       {"routesRemoved", r->routesRemoved},
+        {"pinsRemoved", r->pinsRemoved},         {"endpointsLeft", r->endpointsLeft}};
+    out << j.dump(2) << "\n";
+    return 0;
+  }
+  out << "conflist:   " << (r->conflistRemoved ? "removed" : "already gone") << " (" << o.cniConfDir
+      << "/" << kConflistName << ")\n";
+  out << "masquerade: nft table ip " << kNftTable << " removed\n";
+  out << "routes:     " << r->routesRemoved << " removed\n";
+  out << "overlay:    " << kVxlanName << " " << (r->vxlanRemoved ? "removed" : "already gone")
+      << "\n";
+  out << "pins:       " << r->pinsRemoved << " removed under " << o.bpfRoot << "\n";
+  if (r->endpointsLeft > 0)
+    err << "sluice-agent uninstall: " << r->endpointsLeft
+        << " pods were still plumbed: their veths keep the datapath program until they are "
+           "deleted\n";
+  return 0;
+}
+
+}  // namespace sluice::agent

@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+// `sluice-agent uninstall`: takes Sluice off a node once its agent is stopped (DaemonSet
+// deleted, or before another CNI takes over): the conflist first (a conflist left behind
+// breaks the next CNI), then the masquerade table, the kernel routes the agent owns,
+// sluice_vxlan and every pin under --bpf-root. Each step is idempotent: what is already gone
+// is success, so it can be run again after a partial failure.
+#pragma once
+
+#include <ostream>
+
+#include "flags.h"
+
+namespace sluice::agent {
+
+struct UninstallReport {
+  bool conflistRemoved = false;
+  bool masqueradeRemoved = false;
+  bool vxlanRemoved = false;
+  int routesRemoved = 0;
+  int pinsRemoved = 0;
+  int endpointsLeft = 0;  // pods still plumbed (their veths keep the program until DEL)
+};
+
+// Refuses (kInvalidConfig) while the agent recorded in --state-dir is still running: it would
+// put everything back within a second.
+Result<UninstallReport> uninstallNode(const AgentOptions& opts);
+
+// The subcommand: a line per step on `out` (JSON with -o json); returns the exit code.
+int runUninstall(const AgentOptions& opts, std::ostream& out, std::ostream& err);
+
+}  // namespace sluice::agent
