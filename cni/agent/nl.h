@@ -14,32 +14,18 @@
 #include <optional>
 #include <string>
 
+#include "sluice/cni/netlink.h"
 #include "sluice/net/ip.h"
 #include "sluice/result.h"
 
 namespace sluice::agent::nl {
 
-struct SockDeleter {
-  void operator()(nl_sock* s) const { nl_socket_free(s); }
-};
-struct LinkDeleter {
-  void operator()(rtnl_link* l) const { rtnl_link_put(l); }
-};
-struct RouteDeleter {
-  void operator()(rtnl_route* r) const { rtnl_route_put(r); }
-};
-struct AddrDeleter {
-  void operator()(nl_addr* a) const { nl_addr_put(a); }
-};
-struct CacheDeleter {
-  void operator()(nl_cache* c) const { nl_cache_free(c); }
-};
-
-using Sock = std::unique_ptr<nl_sock, SockDeleter>;
-using Link = std::unique_ptr<rtnl_link, LinkDeleter>;
-using Route = std::unique_ptr<rtnl_route, RouteDeleter>;
-using Addr = std::unique_ptr<nl_addr, AddrDeleter>;
-using Cache = std::unique_ptr<nl_cache, CacheDeleter>;
+// libsluice's RAII owners, under the agent's shorter names.
+using Sock = cni::nl::SockPtr;
+using Link = cni::nl::LinkPtr;
+using Route = cni::nl::RoutePtr;
+using Addr = cni::nl::NlAddrPtr;
+using Cache = cni::nl::CachePtr;
 
 // An Error from a negative libnl return code.
 Error error(int nlerr, const std::string& what);

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "sluice/fd.h"
+#include "sluice/file.h"
 
 namespace sluice::cni {
 namespace {
@@ -19,26 +20,6 @@ constexpr const char* kSuffix = ".json";
 
 Error ioError(int err, const std::string& what) {
   return Error::fromErrno(err, "endpoint record: " + what, CniCode::kIoFailure);
-}
-
-Result<std::optional<std::string>> readAll(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    if (errno == ENOENT) return std::optional<std::string>();
-    return ioError(errno, "open " + path);
-  }
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ioError(errno, "read " + path);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return std::optional<std::string>(std::move(out));
 }
 
 }  // namespace
@@ -106,42 +87,15 @@ Status writeEndpointRecord(const std::string& stateDir, const EndpointRecord& r)
   std::filesystem::create_directories(dir, ec);
   if (ec) return ioError(ec.value(), "create " + dir);
   const std::string path = endpointRecordPath(stateDir, r.hostVeth);
-  const std::string tmp = dir + "/." + r.hostVeth + ".tmp-" + std::to_string(::getpid());
-  const std::string text = endpointToJson(r).dump(2) + "\n";
-  {
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd.valid()) return ioError(errno, "create " + tmp);
-    size_t off = 0;
-    while (off < text.size()) {
-      ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        int err = errno;
-        ::unlink(tmp.c_str());
-        return ioError(err, "write " + tmp);
-      }
-      off += static_cast<size_t>(n);
-    }
-    if (::fsync(fd.get()) != 0) {
-      int err = errno;
-      ::unlink(tmp.c_str());
-      return ioError(err, "fsync " + tmp);
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    return ioError(err, "rename to " + path);
-  }
-  Fd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.valid()) ::fsync(d.get());
+  // The temporary's prefix is what removeEndpointRecord sweeps after a killed writer.
+  SL_TRY(writeFileAtomic(path, "." + r.hostVeth + ".tmp-", endpointToJson(r).dump(2) + "\n", 0644));
   return okStatus();
 }
 
 Result<std::optional<EndpointRecord>> readEndpointRecord(const std::string& stateDir,
                                                          const std::string& hostVeth) {
   const std::string path = endpointRecordPath(stateDir, hostVeth);
-  SL_ASSIGN_OR_RETURN(auto text, readAll(path));
+  SL_ASSIGN_OR_RETURN(auto text, readFileIfExists(path));
   if (!text) return std::optional<EndpointRecord>();
   json j = json::parse(*text, nullptr, false);
   if (j.is_discarded()) return Error(CniCode::kDecodeFailure, path + " is not valid JSON");

@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "sluice/fd.h"
+#include "sluice/file.h"
 
 namespace sluice::cni {
 namespace {
@@ -52,63 +53,11 @@ class DirLock {
 };
 
 
-Result<std::optional<std::string>> readSmallFile(const std::string& path) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) {
-    if (errno == ENOENT) return std::optional<std::string>();
-    return ioError(errno, "open " + path);
-  }
-  std::string out;
-  char buf[512];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return ioError(errno, "read " + path);
-    }
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > 4096) break;  // reservation files are tiny; ignore garbage beyond
-  }
-  return std::optional<std::string>(std::move(out));
-}
-
 std::string trim(std::string_view s) {
   size_t b = s.find_first_not_of(" \t\r\n");
   if (b == s.npos) return {};
   size_t e = s.find_last_not_of(" \t\r\n");
   return std::string(s.substr(b, e - b + 1));
-}
-
-// Writes `content` to a fresh temporary file in dir and syncs it; returns its path.
-Result<std::string> writeTemp(const std::string& dir, const std::string& content) {
-  static std::atomic<uint64_t> counter{0};
-  std::string path = dir + "/" + kTmpPrefix + std::to_string(::getpid()) + "-" +
-                     std::to_string(counter.fetch_add(1));
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (!fd.valid()) return ioError(errno, "create " + path);
-  size_t off = 0;
-  while (off < content.size()) {
-    ssize_t n = ::write(fd.get(), content.data() + off, content.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::unlink(path.c_str());
-      return ioError(err, "write " + path);
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0) {
-    int err = errno;
-    ::unlink(path.c_str());
-    return ioError(err, "fsync " + path);
-  }
-  return path;
-}
-
-void syncDir(const std::string& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.valid()) ::fsync(fd.get());
 }
 
 // Every entry of the directory, reservations (named by an address) and others apart.
@@ -134,7 +83,7 @@ Result<DirScan> scan(const std::string& dir) {
     }
     auto ip = net::IpAddr::parse(name);
     if (!ip) continue;
-    SL_ASSIGN_OR_RETURN(auto content, readSmallFile(dir + "/" + name));
+    SL_ASSIGN_OR_RETURN(auto content, readFileIfExists(dir + "/" + name, 4096));
     if (!content) continue;  // released meanwhile (only without the lock)
     Reservation r;
     r.ip = *ip;
@@ -198,7 +147,7 @@ Result<std::vector<Allocation>> LocalIpam::allocate(const std::string& container
 
     // Round robin: start right after the last address handed out from this range set.
     const std::string lastPath = dir_ + "/" + kLastReservedPrefix + std::to_string(si);
-    auto lastContent = readSmallFile(lastPath);
+    auto lastContent = readFileIfExists(lastPath, 4096);
     size_t ri = 0;
     net::IpAddr cur = set[0].start;
     if (lastContent.ok() && lastContent->has_value()) {
@@ -227,7 +176,7 @@ Result<std::vector<Allocation>> LocalIpam::allocate(const std::string& container
       const IpRange& range = set[ri];
       if (!excluded(range, cur)) {
         if (tmp.empty()) {
-          auto t = writeTemp(dir_, content);
+          auto t = writeTempFile(dir_, kTmpPrefix, content, 0644);
           if (!t.ok()) {
             rollback();
             return std::move(t).error();
@@ -266,7 +215,7 @@ Result<std::vector<Allocation>> LocalIpam::allocate(const std::string& container
       return Error(CniCode::kIpamExhausted,
                    "ipam: no free address in range set " + std::to_string(si) + ": " + desc);
     }
-    auto lastTmp = writeTemp(dir_, got->ip.str() + "\n");
+    auto lastTmp = writeTempFile(dir_, kTmpPrefix, got->ip.str() + "\n", 0644);
     if (lastTmp.ok()) {
       if (::rename(lastTmp->c_str(), lastPath.c_str()) != 0) ::unlink(lastTmp->c_str());
     }
