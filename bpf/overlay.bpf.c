@@ -3,12 +3,15 @@
  * sluice_vxlan, a collect-metadata VXLAN device.
  * from_overlay (ingress, decapsulated): a local endpoint → L2 rewrite + bpf_redirect_peer;
  *   an inner source inside another node's pod CIDR must come from that node's address.
+ *   Replies of flows this node's stack translated (lib/nat.h) go to the stack instead.
  * to_overlay (egress): packets the stack routed here (host → remote pod, Service DNAT to a
  *   remote backend) get their tunnel key from the same routes map; redirected ones carry it.
+ *   Stack-routed flows are recorded while flow records are the NAT detection in use.
  */
 #include "lib/common.h"
 #include "lib/l2.h"
 #include "lib/maps.bpf.h"
+#include "lib/nat.h"
 #include "lib/parse.h"
 #include "lib/tunnel.h"
 
@@ -61,7 +64,17 @@ int sl_from_overlay(struct __sk_buff *skb)
 	if (!ep)
 		return sl_to_stack(skb);
 
-	/* parse pointers are still valid: the tunnel-key read does not move packet data */
+	switch (sl_nat_check(skb, &p, sl_get_config())) {
+	case SL_NAT_FAST:
+		break;
+	case SL_NAT_TRANSLATED:
+		return sl_to_stack_nat(skb);
+	default:
+		return sl_to_stack(skb);
+	}
+
+	/* parse pointers are still valid: neither the tunnel-key read nor the NAT check moves
+	 * packet data */
 	sl_rewrite_l2(&p, ep->pod_mac, ep->host_mac);
 	if (bpf_redirect_peer(ep->ifindex, 0) != TC_ACT_REDIRECT)
 		return sl_drop(skb, SL_DROP_REDIRECT);
@@ -99,6 +112,7 @@ int sl_to_overlay(struct __sk_buff *skb)
 	rt = sl_route_lookup(&dst);
 	if (!rt)
 		return sl_drop(skb, SL_DROP_TUNNEL_KEY);
+	sl_record_stack_flow(skb, &p, cfg);
 	err = sl_set_tunnel(skb, rt, cfg);
 	if (err)
 		return sl_drop(skb, err);

@@ -5,10 +5,15 @@
  * 2. a local endpoint → L2 rewrite + bpf_redirect_peer into its netns;
  * 3. a remote node's pod CIDR → tunnel key + redirect to sluice_vxlan (native: redirect_neigh);
  * 4. anything else → the host stack (services, host, outside world).
+ * Before 2 and 3, packets of flows the stack translated (lib/nat.h) go to the stack instead.
+ *
+ * to_pod: tc egress of the same veth, i.e. what the host stack delivers to the pod (our own
+ * redirects skip it): records those flows while flow records are the NAT detection in use.
  */
 #include "lib/common.h"
 #include "lib/l2.h"
 #include "lib/maps.bpf.h"
+#include "lib/nat.h"
 #include "lib/parse.h"
 #include "lib/tunnel.h"
 
@@ -59,9 +64,8 @@ static __always_inline int sl_redirect_local(struct __sk_buff *skb, struct sl_pk
 }
 
 static __always_inline int sl_forward_remote(struct __sk_buff *skb, struct sl_pkt *p,
-					     const struct sl_route *rt)
+					     const struct sl_route *rt, const struct sl_config *cfg)
 {
-	struct sl_config *cfg = sl_get_config();
 	int err;
 
 	if (!cfg)
@@ -103,7 +107,8 @@ int sl_from_pod(struct __sk_buff *skb)
 {
 	struct sl_endpoint_key key;
 	struct sl_endpoint *ep;
-	struct sl_route *rt;
+	struct sl_config *cfg;
+	struct sl_route *rt = NULL;
 	struct sl_pkt p;
 	int err;
 
@@ -127,12 +132,35 @@ int sl_from_pod(struct __sk_buff *skb)
 		return sl_to_stack(skb);
 
 	ep = bpf_map_lookup_elem(&sl_endpoints, &key);
+	if (!ep) {
+		rt = sl_route_lookup(&key.ip);
+		if (!rt)
+			return sl_to_stack(skb);
+	}
+
+	cfg = sl_get_config();
+	switch (sl_nat_check(skb, &p, cfg)) {
+	case SL_NAT_FAST:
+		break;
+	case SL_NAT_TRANSLATED:
+		return sl_to_stack_nat(skb);
+	default:
+		return sl_to_stack(skb);
+	}
+
 	if (ep)
 		return sl_redirect_local(skb, &p, ep);
+	if (!cfg)
+		return sl_drop(skb, SL_DROP_NO_CONFIG);
+	return sl_forward_remote(skb, &p, rt, cfg);
+}
 
-	rt = sl_route_lookup(&key.ip);
-	if (rt)
-		return sl_forward_remote(skb, &p, rt);
+SEC("tc")
+int sl_to_pod(struct __sk_buff *skb)
+{
+	struct sl_pkt p;
 
-	return sl_to_stack(skb);
+	if (sl_parse(skb, &p) == 0 && (p.ip4 || p.ip6))
+		sl_record_stack_flow(skb, &p, sl_get_config());
+	return TC_ACT_OK; /* never in the way of what the stack delivers */
 }

@@ -49,6 +49,22 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sl_metrics SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SL_MAX_STACK_FLOWS);
+	__type(key, struct sl_flow_key);
+	__type(value, struct sl_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_stack_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, SL_MAX_STACK_FRAGS);
+	__type(key, struct sl_frag_key);
+	__type(value, struct sl_frag);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sl_stack_frags SEC(".maps");
+
 static __always_inline void sl_count(__u32 id, __u32 bytes)
 {
 	struct sl_counter *c = bpf_map_lookup_elem(&sl_metrics, &id);
@@ -69,6 +85,13 @@ static __always_inline int sl_drop(struct __sk_buff *skb, int reason)
 static __always_inline int sl_to_stack(struct __sk_buff *skb)
 {
 	sl_count(SL_CNT_TO_STACK, skb->len);
+	return TC_ACT_OK;
+}
+
+/* A packet of a flow the stack translated: it must go through the stack (conntrack). */
+static __always_inline int sl_to_stack_nat(struct __sk_buff *skb)
+{
+	sl_count(SL_CNT_TO_STACK_NAT, skb->len);
 	return TC_ACT_OK;
 }
 

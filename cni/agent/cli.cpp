@@ -99,7 +99,8 @@ int status(const AgentOptions& o, std::ostream& out, std::ostream& err) {
       j["config"] = {{"layoutVersion", c.layout_version}, {"mode", modeText(c.mode)},
                      {"nodeIP", ipv4(c.node_ip4)}, {"vni", c.vni},
                      {"overlayIfindex", c.overlay_ifindex}, {"overlay", ifName(c.overlay_ifindex)},
-                     {"overlayMtu", c.overlay_mtu}, {"underlayIfindex", c.underlay_ifindex}};
+                     {"overlayMtu", c.overlay_mtu}, {"underlayIfindex", c.underlay_ifindex},
+                     {"natDetection", bpf::natDetectionName(c.flags, bpf::conntrackKfuncAvailable())}};
       if (c.overlay_ifindex != 0) {
         auto in = bpf::tcIngressProgId(static_cast<int>(c.overlay_ifindex));
         auto eg = bpf::tcEgressProgId(static_cast<int>(c.overlay_ifindex));
@@ -107,6 +108,7 @@ int status(const AgentOptions& o, std::ostream& out, std::ostream& err) {
       }
     }
     j["programs"] = {{SL_PROG_FROM_POD, pinnedProgId(o.bpfRoot, SL_PROG_FROM_POD)},
+                     {SL_PROG_TO_POD, pinnedProgId(o.bpfRoot, SL_PROG_TO_POD)},
                      {SL_PROG_FROM_OVERLAY, pinnedProgId(o.bpfRoot, SL_PROG_FROM_OVERLAY)},
                      {SL_PROG_TO_OVERLAY, pinnedProgId(o.bpfRoot, SL_PROG_TO_OVERLAY)}};
     auto eps = maps->endpoints.entries();
@@ -134,7 +136,8 @@ int status(const AgentOptions& o, std::ostream& out, std::ostream& err) {
   if (j.contains("config")) {
     const auto& c = j["config"];
     out << "Mode:       " << c["mode"].get<std::string>() << ", VNI " << c["vni"] << ", node IP "
-        << c["nodeIP"].get<std::string>() << ", layout v" << c["layoutVersion"] << "\n";
+        << c["nodeIP"].get<std::string>() << ", layout v" << c["layoutVersion"] << ", NAT detection "
+        << c["natDetection"].get<std::string>() << "\n";
     out << "Overlay:    " << c["overlay"].get<std::string>() << " (ifindex " << c["overlayIfindex"] << ", mtu "
         << c["overlayMtu"] << ")";
     if (j.contains("overlayAttached"))

@@ -35,6 +35,21 @@ Result<bpf::Datapath> loadDatapath(const std::string& bpfRoot) {
   return dp;
 }
 
+Result<uint32_t> natFlagsFor(NatDetect mode) {
+  switch (mode) {
+    case NatDetect::kAuto: return 0u;
+    case NatDetect::kConntrack:
+      if (!bpf::conntrackKfuncAvailable())
+        return Error(CniCode::kInvalidConfig,
+                     "--nat-detect conntrack: this kernel has no conntrack lookup kfunc (bpf_skb_ct_lookup; "
+                     "needs nf_conntrack with BTF); use --nat-detect auto or records");
+      return 0u;
+    case NatDetect::kRecords: return static_cast<uint32_t>(SL_CFG_F_NAT_RECORDS);
+    case NatDetect::kOff: return static_cast<uint32_t>(SL_CFG_F_NAT_OFF);
+  }
+  return 0u;
+}
+
 Result<sl_config> updateConfig(const bpf::ConfigMap& config, const ConfigUpdate& u) {
   const uint32_t key = 0;
   SL_ASSIGN_OR_RETURN(auto current, config.lookup(key));
@@ -48,6 +63,10 @@ Result<sl_config> updateConfig(const bpf::ConfigMap& config, const ConfigUpdate&
   if (u.vni) after.vni = *u.vni;
   if (u.underlayIfindex) after.underlay_ifindex = *u.underlayIfindex;
   if (u.overlayMtu) after.overlay_mtu = *u.overlayMtu;
+  if (u.natFlags) {
+    constexpr uint32_t kNatBits = SL_CFG_F_NAT_RECORDS | SL_CFG_F_NAT_OFF;
+    after.flags = (after.flags & ~kNatBits) | (*u.natFlags & kNatBits);
+  }
   if (!current || std::memcmp(&before, &after, sizeof(after)) != 0) {
     auto st = config.update(key, after);
     if (!st.ok()) return std::move(st).error().context("write sl_config");

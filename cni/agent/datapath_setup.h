@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "flags.h"
 #include "sluice/bpf/datapath.h"
 #include "sluice/bpf/maps.h"
 #include "sluice/result.h"
@@ -28,7 +29,12 @@ struct ConfigUpdate {
   std::optional<uint32_t> vni;
   std::optional<uint32_t> underlayIfindex;
   std::optional<uint32_t> overlayMtu;
+  std::optional<uint32_t> natFlags;  // the SL_CFG_F_NAT_* bits of sl_config.flags
 };
+
+// sl_config's SL_CFG_F_NAT_* bits for --nat-detect; a clear error when "conntrack" is asked
+// for and the kernel lacks the kfunc.
+Result<uint32_t> natFlagsFor(NatDetect mode);
 
 // Reads sl_config[0], applies the update, keeps layout_version, writes it back only if
 // something changed (a restart rewrites nothing). Returns the resulting config.

@@ -98,6 +98,15 @@ const std::map<std::string, Setter>& valueFlags() {
          else return badFlag("--mode: expected vxlan or native, got '" + v + "'");
          return okStatus();
        }},
+      {"--nat-detect",
+       [](AgentOptions& o, const std::string& v) -> Status {
+         if (v == "auto") o.natDetect = NatDetect::kAuto;
+         else if (v == "conntrack") o.natDetect = NatDetect::kConntrack;
+         else if (v == "records") o.natDetect = NatDetect::kRecords;
+         else if (v == "off") o.natDetect = NatDetect::kOff;
+         else return badFlag("--nat-detect: expected auto, conntrack, records or off, got '" + v + "'");
+         return okStatus();
+       }},
       {"--chain",
        [](AgentOptions& o, const std::string& v) -> Status {
          o.chain.clear();
@@ -218,6 +227,9 @@ Flags:
   --vni N                 VXLAN network identifier (default 1)
   --vxlan-port N          VXLAN UDP port (default 8472)
   --mode vxlan|native     overlay or native routing (default vxlan)
+  --nat-detect MODE       how replies of NATed flows (Services) are kept on the host stack:
+                          auto (conntrack kfunc if the kernel has it, else flow records),
+                          conntrack, records, off (breaks Services; tests only)
   --install-cni-bin PATH  install PATH as <cni-bin-dir>/sluice first (atomic rename)
   --chain A,B             chain these CNI plugins after sluice in the conflist (e.g.
                           portmap,bandwidth; they must be in --cni-bin-dir)

@@ -27,6 +27,14 @@ enum class Command {
 
 enum class DatapathMode { kVxlan, kNative };
 
+// How the datapath finds flows the host stack translated (docs/internals.md "NAT detection").
+enum class NatDetect {
+  kAuto,       // the conntrack lookup kfunc where the kernel has it, else flow records
+  kConntrack,  // the kfunc, or refuse to start
+  kRecords,    // flow records even where the kfunc exists
+  kOff,        // none: replies of translated flows break (tests' control runs only)
+};
+
 struct AgentOptions {
   Command command = Command::kDaemon;
   std::string nodeName;        // --node-name, default $NODE_NAME
@@ -44,6 +52,7 @@ struct AgentOptions {
   uint32_t vni = 1;
   uint16_t vxlanPort = 8472;
   DatapathMode mode = DatapathMode::kVxlan;
+  NatDetect natDetect = NatDetect::kAuto;
   std::string installCniBin;   // --install-cni-bin PATH
   std::vector<std::string> chain;  // --chain a,b: plugins chained after sluice in the conflist
   bool json = false;           // -o json (inspection)

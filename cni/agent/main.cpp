@@ -35,6 +35,9 @@ int loadOnly(const AgentOptions& o) {
   sluice::agent::ConfigUpdate u;
   u.mode = o.mode == sluice::agent::DatapathMode::kNative ? SL_MODE_NATIVE : SL_MODE_VXLAN;
   u.vni = o.vni;
+  auto nat = sluice::agent::natFlagsFor(o.natDetect);
+  if (!nat.ok()) return fail(nat.error());
+  u.natFlags = *nat;
   auto cfg = sluice::agent::updateConfig(dp->maps().config, u);
   if (!cfg.ok()) return fail(cfg.error());
   spdlog::info("datapath ready under {} (layout version {})", o.bpfRoot, cfg->layout_version);
@@ -79,6 +82,8 @@ int main(int argc, char** argv) {
   log.file = o.logFile;
   sluice::setupLogging(log);
   if (o.command == Command::kLoadOnly) return loadOnly(o);
+  // Refused up front rather than by every reconcile: a node must not turn Ready without it.
+  if (auto nat = sluice::agent::natFlagsFor(o.natDetect); !nat.ok()) return fail(nat.error());
   sluice::agent::Agent agent(o);
   return agent.run();
 }

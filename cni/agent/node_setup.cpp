@@ -41,6 +41,7 @@ Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapa
   cfg.vni = opts.vni;
   cfg.underlayIfindex = static_cast<uint32_t>(n.underlay.ifindex);
   cfg.overlayMtu = static_cast<uint32_t>(n.podMtu);
+  SL_ASSIGN_OR_RETURN(cfg.natFlags, natFlagsFor(opts.natDetect));
   if (!native) {
     VxlanSpec spec;
     spec.port = opts.vxlanPort;
@@ -77,6 +78,7 @@ Result<bool> checkNodeNetwork(const AgentOptions& opts, const bpf::Datapath& dp,
 
 Result<int> upgradePodPrograms(const bpf::Datapath& dp) {
   SL_ASSIGN_OR_RETURN(uint32_t want, bpf::progId(dp.fromPodFd()));
+  SL_ASSIGN_OR_RETURN(uint32_t wantEgress, bpf::progId(dp.toPodFd()));
   SL_ASSIGN_OR_RETURN(auto ifaces, dp.maps().ifaces.entries());
   int switched = 0;
   for (const auto& [ifindex, iface] : ifaces) {
@@ -84,14 +86,27 @@ Result<int> upgradePodPrograms(const bpf::Datapath& dp) {
     int idx = static_cast<int>(ifindex);
     if (!linkAlive(idx)) continue;
     auto have = bpf::tcIngressProgId(idx);
-    if (!have.ok() || *have == 0 || *have == want) continue;
-    if (auto st = bpf::attachTcIngress(idx, dp.fromPodFd()); !st.ok()) {
-      spdlog::warn("upgrade sl_from_pod on ifindex {}: {}", idx, st.error().describe());
-      continue;
+    if (!have.ok() || *have == 0) continue;  // not (or no longer) plumbed by the plugin
+    bool changed = false;
+    if (*have != want) {
+      if (auto st = bpf::attachTcIngress(idx, dp.fromPodFd()); !st.ok()) {
+        spdlog::warn("upgrade sl_from_pod on ifindex {}: {}", idx, st.error().describe());
+        continue;
+      }
+      changed = true;
     }
-    ++switched;
+    // Veths plumbed before sl_to_pod existed get it too (flow records need it).
+    auto haveEgress = bpf::tcEgressProgId(idx);
+    if (haveEgress.ok() && *haveEgress != wantEgress) {
+      if (auto st = bpf::attachTcEgress(idx, dp.toPodFd()); !st.ok()) {
+        spdlog::warn("upgrade sl_to_pod on ifindex {}: {}", idx, st.error().describe());
+        continue;
+      }
+      changed = true;
+    }
+    if (changed) ++switched;
   }
-  if (switched > 0) spdlog::info("sl_from_pod replaced on {} pod veths", switched);
+  if (switched > 0) spdlog::info("sl_from_pod/sl_to_pod replaced on {} pod veths", switched);
   return switched;
 }
 

@@ -51,6 +51,7 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   SL_ASSIGN_OR_RETURN(Fd podNs, cni::openNetns(env.netns));
   SL_ASSIGN_OR_RETURN(bpf::PinnedMaps maps, bpf::PinnedMaps::open(conf.bpfRoot));
   SL_ASSIGN_OR_RETURN(Fd prog, bpf::openPinned(bpf::pinPath(conf.bpfRoot, SL_PROG_FROM_POD)));
+  SL_ASSIGN_OR_RETURN(Fd egressProg, bpf::openPinned(bpf::pinPath(conf.bpfRoot, SL_PROG_TO_POD)));
   SL_ASSIGN_OR_RETURN(cni::Netlink host, cni::Netlink::open());
   SL_ASSIGN_OR_RETURN(Fd hostNs, cni::currentNetns());
   SL_ASSIGN_OR_RETURN(bool sameNs, cni::sameNetns(hostNs.get(), podNs.get()));
@@ -166,9 +167,14 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   });
   SL_TRY(failPoint("host-route"));
 
-  // attach: the pinned program, by fd; nothing is loaded or verified per pod.
+  // attach: the pinned programs, by fd; nothing is loaded or verified per pod. from_pod at
+  // ingress (what the pod sends), to_pod at egress (what the host stack delivers to it).
+  undo.push("attach", [hostIfindex]() -> Status {
+    SL_TRY(bpf::detachTcEgress(hostIfindex));
+    return bpf::detachTcIngress(hostIfindex);
+  });
   SL_TRY(bpf::attachTcIngress(hostIfindex, prog.get()));
-  undo.push("attach", [hostIfindex] { return bpf::detachTcIngress(hostIfindex); });
+  SL_TRY(bpf::attachTcEgress(hostIfindex, egressProg.get()));
   SL_TRY(failPoint("attach"));
 
   // ifaces-map: the anti-spoofing identity of the veth.

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // CHECK: every piece ADD created is still there and still agrees with the endpoint record and
-// with prevResult: the host veth (up, from_pod attached), the pod interface, its addresses,
+// with prevResult: the host veth (up, from_pod and to_pod attached), the pod interface, its addresses,
 // routes and gateway neighbour, the host route and neighbour, both map entries, the IPAM
 // reservation.
 #include <linux/neighbour.h>
@@ -137,6 +137,13 @@ Status cmdCheck(const Invocation& inv) {
   if (attached != want)
     return broken("program " + std::to_string(attached) + " is attached to " + hostVeth +
                   ", the pinned from_pod is " + std::to_string(want));
+  SL_ASSIGN_OR_RETURN(Fd egressProg, bpf::openPinned(bpf::pinPath(conf.bpfRoot, SL_PROG_TO_POD)));
+  SL_ASSIGN_OR_RETURN(uint32_t wantEgress, bpf::progId(egressProg.get()));
+  SL_ASSIGN_OR_RETURN(uint32_t attachedEgress, bpf::tcEgressProgId(hostLink->ifindex));
+  if (attachedEgress == 0) return broken("no program is attached to " + hostVeth + " egress");
+  if (attachedEgress != wantEgress)
+    return broken("program " + std::to_string(attachedEgress) + " is attached to " + hostVeth +
+                  " egress, the pinned to_pod is " + std::to_string(wantEgress));
   SL_ASSIGN_OR_RETURN(auto iface, maps.ifaces.lookup(static_cast<uint32_t>(hostLink->ifindex)));
   for (const auto& ip : rec.ips) {
     sl_endpoint_key key{};

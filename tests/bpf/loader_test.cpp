@@ -36,7 +36,8 @@ TEST_F(LoaderTest, PinsEveryMapAndProgram) {
   auto dp = bpf::Datapath::load({root_});
   ASSERT_TRUE(dp.ok()) << dp.error().describe();
   for (const char* n : {SL_MAP_ENDPOINTS, SL_MAP_IFACES, SL_MAP_ROUTES, SL_MAP_CONFIG, SL_MAP_METRICS,
-                        SL_PROG_FROM_POD, SL_PROG_FROM_OVERLAY, SL_PROG_TO_OVERLAY})
+                        SL_MAP_STACK_FLOWS, SL_MAP_STACK_FRAGS, SL_PROG_FROM_POD, SL_PROG_TO_POD,
+                        SL_PROG_FROM_OVERLAY, SL_PROG_TO_OVERLAY})
     EXPECT_EQ(access(bpf::pinPath(root_, n).c_str(), F_OK), 0) << n;
   EXPECT_TRUE(bpf::datapathPinned(root_));
   auto maps = bpf::PinnedMaps::open(root_);
@@ -84,6 +85,32 @@ TEST_F(LoaderTest, RefusesMapsOfAnotherLayoutVersion) {
   EXPECT_FALSE(bpf::datapathPinned(root_));
 }
 
+// Maps pinned by a build without the NAT detection maps are reused, the new maps are added
+// next to them, and the programs of both objects share them.
+TEST_F(LoaderTest, ALoadOverAnOlderDatapathAddsTheNewMaps) {
+  {
+    auto dp = bpf::Datapath::load({root_});
+    ASSERT_TRUE(dp.ok()) << dp.error().describe();
+    sl_endpoint ep{};
+    ep.ifindex = 7;
+    ASSERT_TRUE(dp->maps().endpoints.update(epKey("10.244.1.9"), ep).ok());
+  }
+  for (const char* n : {SL_MAP_STACK_FLOWS, SL_MAP_STACK_FRAGS, SL_PROG_TO_POD})
+    ASSERT_EQ(unlink(bpf::pinPath(root_, n).c_str()), 0) << n;
+  EXPECT_FALSE(bpf::datapathPinned(root_)) << "a datapath without them is incomplete";
+  auto dp = bpf::Datapath::load({root_});
+  ASSERT_TRUE(dp.ok()) << dp.error().describe();
+  EXPECT_TRUE(bpf::datapathPinned(root_));
+  EXPECT_TRUE(dp->maps().endpoints.lookup(epKey("10.244.1.9"))->has_value()) << "old contents kept";
+  sl_flow_key k{};
+  k.family = SL_AF_INET;
+  k.proto = 6;
+  ASSERT_TRUE(dp->stackFlows().update(k, sl_flow{}).ok());
+  auto pinned = bpf::StackFlowMap::openPinned(root_, SL_MAP_STACK_FLOWS);
+  ASSERT_TRUE(pinned.ok()) << pinned.error().describe();
+  EXPECT_TRUE((*pinned->lookup(k)).has_value()) << "the pin is the map the programs use";
+}
+
 TEST_F(LoaderTest, MissingDatapathIsReportedAsSuch) {
   auto maps = bpf::PinnedMaps::open(root_);
   ASSERT_FALSE(maps.ok());
@@ -113,6 +140,8 @@ TEST_F(LoaderTest, TcAttachReplaceQueryDetach) {
   EXPECT_EQ(*bpf::tcIngressProgId(veth.a()), *bpf::progId(dp->fromOverlayFd()));
   ASSERT_TRUE(bpf::attachTcEgress(veth.a(), dp->toOverlayFd()).ok());
   EXPECT_EQ(*bpf::tcEgressProgId(veth.a()), *bpf::progId(dp->toOverlayFd()));
+  ASSERT_TRUE(bpf::attachTcEgress(veth.a(), dp->toPodFd()).ok());
+  EXPECT_EQ(*bpf::tcEgressProgId(veth.a()), *bpf::progId(dp->toPodFd()));
   ASSERT_TRUE(bpf::detachTcIngress(veth.a()).ok());
   EXPECT_EQ(*bpf::tcIngressProgId(veth.a()), 0u);
   EXPECT_TRUE(bpf::detachTcIngress(veth.a()).ok()) << "detaching twice is success";
@@ -121,7 +150,8 @@ TEST_F(LoaderTest, TcAttachReplaceQueryDetach) {
 }
 
 TEST_F(LoaderTest, CounterNamesCoverEveryVerdictAndDropReason) {
-  for (int id : {SL_CNT_REDIRECT_LOCAL, SL_CNT_ENCAP, SL_CNT_DECAP, SL_CNT_TO_STACK, SL_CNT_NATIVE})
+  for (int id : {SL_CNT_REDIRECT_LOCAL, SL_CNT_ENCAP, SL_CNT_DECAP, SL_CNT_TO_STACK, SL_CNT_NATIVE,
+                 SL_CNT_TO_STACK_NAT})
     EXPECT_NE(bpf::counterName(id), nullptr) << id;
   for (int r = 1; r <= SL_DROP_MAX_REASON; ++r) {
     EXPECT_NE(bpf::dropReasonName(-r), nullptr) << r;

@@ -41,7 +41,7 @@ Bytes ip4Frame(const Mac& dst, const Mac& src, const Ip4Spec& s) {
   uint8_t* ip = b.data() + 14;
   ip[0] = static_cast<uint8_t>(0x40 | (hl / 4));
   put16(b, 14 + 2, static_cast<uint16_t>(total));
-  put16(b, 14 + 4, 0x1234);
+  put16(b, 14 + 4, s.id);
   put16(b, 14 + 6, s.fragOff);
   ip[8] = s.ttl;
   ip[9] = s.proto;
@@ -50,12 +50,28 @@ Bytes ip4Frame(const Mac& dst, const Mac& src, const Ip4Spec& s) {
   std::memcpy(ip + 20, s.options.data(), s.options.size());
   uint16_t c = csum16(ip, hl);
   put16(b, 14 + 10, c);
-  if (s.proto == 17 && s.payload >= 8) {
-    size_t u = 14 + hl;
-    put16(b, u, 40000);
-    put16(b, u + 2, 5000);
+  const size_t u = 14 + hl;
+  const bool firstFragment = (s.fragOff & 0x1fff) == 0;
+  if (s.proto == 17 && s.payload >= 8 && firstFragment) {
+    put16(b, u, s.sport);
+    put16(b, u + 2, s.dport);
     put16(b, u + 4, static_cast<uint16_t>(s.payload));
     for (size_t i = 8; i < s.payload; ++i) b[u + i] = static_cast<uint8_t>(i);
+  } else if (s.proto == 6 && s.payload >= 20 && firstFragment) {
+    put16(b, u, s.sport);
+    put16(b, u + 2, s.dport);
+    put16(b, u + 4, 0x0001);   // sequence number
+    put16(b, u + 8, 0x0001);   // acknowledgment number
+    b[u + 12] = 5 << 4;        // data offset
+    b[u + 13] = 0x12;          // SYN|ACK
+    put16(b, u + 14, 0xffff);  // window
+  } else if (s.proto == 132 && s.payload >= 12 && firstFragment) {
+    put16(b, u, s.sport);
+    put16(b, u + 2, s.dport);
+  } else if (s.proto == 1 && s.payload >= 8 && firstFragment) {
+    b[u] = s.icmpType;
+    b[u + 1] = s.icmpCode;
+    put16(b, u + 2, csum16(b.data() + u, s.payload));
   }
   return b;
 }

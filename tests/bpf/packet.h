@@ -18,8 +18,14 @@ struct Ip4Spec {
   uint8_t ttl = 64;
   uint8_t proto = 17;  // UDP
   uint16_t fragOff = 0;  // host order, incl. flag bits (0x2000 = MF)
+  uint16_t id = 0x1234;
   Bytes options;         // multiple of 4 bytes
-  size_t payload = 32;   // bytes after the IP header (a UDP header is written when proto 17 and room)
+  size_t payload = 32;   // bytes after the IP header (an L4 header is written when there is room:
+                         // UDP 8 bytes, TCP 20, SCTP 12; ICMP 8 with icmpType/icmpCode)
+  uint16_t sport = 40000;
+  uint16_t dport = 5000;
+  uint8_t icmpType = 8;  // echo request
+  uint8_t icmpCode = 0;
 };
 
 struct Ip6Spec {

@@ -21,13 +21,18 @@
 #define SL_MAP_ROUTES "sl_routes"
 #define SL_MAP_CONFIG "sl_config"
 #define SL_MAP_METRICS "sl_metrics"
+#define SL_MAP_STACK_FLOWS "sl_stack_flows" /* flows the stack delivered (NAT detection fallback) */
+#define SL_MAP_STACK_FRAGS "sl_stack_frags" /* IPv4 fragments of flows sent to the stack */
 #define SL_PROG_FROM_POD "sl_from_pod"
 #define SL_PROG_FROM_OVERLAY "sl_from_overlay"
 #define SL_PROG_TO_OVERLAY "sl_to_overlay" /* egress of sluice_vxlan: tunnel key for stack traffic */
+#define SL_PROG_TO_POD "sl_to_pod" /* egress of a pod's host veth: records stack-delivered flows */
 
 #define SL_MAX_ENDPOINTS 65536
 #define SL_MAX_IFACES 16384
 #define SL_MAX_ROUTES 16384
+#define SL_MAX_STACK_FLOWS 65536
+#define SL_MAX_STACK_FRAGS 4096
 
 #define SL_AF_INET 4
 #define SL_AF_INET6 6
@@ -95,6 +100,15 @@ struct sl_route {
 #define SL_MODE_VXLAN 0u
 #define SL_MODE_NATIVE 1u
 
+/*
+ * How from_pod and from_overlay find the flows whose replies must go back through the stack
+ * (kube-proxy DNAT, masquerade): by default the conntrack lookup kfunc where the kernel has
+ * it, else flow records (sl_stack_flows) made where the stack hands traffic to a pod or to
+ * the overlay. Replies of such flows are never redirected or encapsulated directly.
+ */
+#define SL_CFG_F_NAT_RECORDS 0x1u /* use flow records even where the kfunc exists */
+#define SL_CFG_F_NAT_OFF 0x2u	  /* no detection at all: only for tests' control runs */
+
 struct sl_config {
 	__u32 layout_version; /* SL_LAYOUT_VERSION of whoever created the maps */
 	__u32 mode;	      /* SL_MODE_* */
@@ -102,7 +116,7 @@ struct sl_config {
 	__u32 overlay_ifindex; /* sluice_vxlan, 0 while it does not exist */
 	__u32 vni;
 	__u32 underlay_ifindex; /* native routing */
-	__u32 flags;
+	__u32 flags;	       /* SL_CFG_F_* */
 	__u32 overlay_mtu; /* IP MTU of sluice_vxlan: larger frames go to the stack (PMTU) */
 	__u32 node_ip6[4];
 };
@@ -122,6 +136,7 @@ enum sl_counter_id {
 	SL_CNT_DECAP = 2,	   /* from the overlay into a local pod */
 	SL_CNT_TO_STACK = 3,	   /* TC_ACT_OK: services, host, outside */
 	SL_CNT_NATIVE = 4,	   /* bpf_redirect_neigh to the underlay */
+	SL_CNT_TO_STACK_NAT = 5,   /* TC_ACT_OK: a reply (or more) of a flow the stack translated */
 	SL_CNT_DROP_BASE = 16,
 	SL_CNT_MAX = 64,
 };
@@ -140,3 +155,40 @@ enum sl_drop_reason {
 };
 
 #define SL_CNT_DROP(reason) (SL_CNT_DROP_BASE + (-(reason)))
+
+/*
+ * sl_stack_flows (LRU hash): a flow the host stack delivered to a pod (egress of its host
+ * veth) or to the overlay (egress of sluice_vxlan), keyed by the tuple its replies carry:
+ * src/dst and ports swapped. Only written while flow records are the NAT detection in use.
+ */
+struct sl_flow_key {
+	__u8 family; /* SL_AF_INET or SL_AF_INET6 */
+	__u8 proto;  /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP */
+	__u16 pad;
+	__u16 sport; /* network byte order */
+	__u16 dport;
+	__u32 saddr[4];
+	__u32 daddr[4];
+};
+
+struct sl_flow {
+	__u64 seen_ns; /* bpf_ktime_get_ns() of the last packet that refreshed the record */
+	__u32 ifindex; /* where it was recorded: a host veth or sluice_vxlan */
+	__u32 pad;
+};
+
+/*
+ * sl_stack_frags (LRU hash): an IPv4 datagram whose first fragment went to the stack for NAT
+ * reasons; its later fragments (no ports to look up) follow it there.
+ */
+struct sl_frag_key {
+	__u32 saddr; /* network byte order */
+	__u32 daddr;
+	__u16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct sl_frag {
+	__u64 seen_ns;
+};

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "sluice/bpf/datapath.h"
 
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,9 +25,11 @@ struct OverlaySkelDeleter {
   void operator()(overlay* s) const { overlay::destroy(s); }
 };
 
-constexpr std::array<const char*, 5> kMapNames = {SL_MAP_ENDPOINTS, SL_MAP_IFACES, SL_MAP_ROUTES, SL_MAP_CONFIG,
-                                                  SL_MAP_METRICS};
-constexpr std::array<const char*, 3> kProgNames = {SL_PROG_FROM_POD, SL_PROG_FROM_OVERLAY, SL_PROG_TO_OVERLAY};
+constexpr std::array<const char*, 7> kMapNames = {SL_MAP_ENDPOINTS, SL_MAP_IFACES,      SL_MAP_ROUTES,
+                                                  SL_MAP_CONFIG,    SL_MAP_METRICS,     SL_MAP_STACK_FLOWS,
+                                                  SL_MAP_STACK_FRAGS};
+constexpr std::array<const char*, 4> kProgNames = {SL_PROG_FROM_POD, SL_PROG_TO_POD, SL_PROG_FROM_OVERLAY,
+                                                   SL_PROG_TO_OVERLAY};
 
 // Refuses pinned maps written by another layout version before libbpf gets to reinterpret
 // them. Version 1 is the first layout: there is nothing older to migrate from yet.
@@ -97,6 +100,7 @@ Datapath& Datapath::operator=(Datapath&&) noexcept = default;
 Datapath::~Datapath() = default;
 
 int Datapath::fromPodFd() const { return bpf_program__fd(skels_->podSkel->progs.sl_from_pod); }
+int Datapath::toPodFd() const { return bpf_program__fd(skels_->podSkel->progs.sl_to_pod); }
 int Datapath::fromOverlayFd() const { return bpf_program__fd(skels_->overlaySkel->progs.sl_from_overlay); }
 int Datapath::toOverlayFd() const { return bpf_program__fd(skels_->overlaySkel->progs.sl_to_overlay); }
 
@@ -129,11 +133,13 @@ Result<Datapath> Datapath::load(const DatapathOptions& opts) {
   // One set of maps for every program, pinned or not.
   auto* ps = dp.skels_->podSkel.get();
   auto* os = dp.skels_->overlaySkel.get();
-  std::array<std::pair<bpf_map*, bpf_map*>, 5> share = {{{os->maps.sl_endpoints, ps->maps.sl_endpoints},
+  std::array<std::pair<bpf_map*, bpf_map*>, 7> share = {{{os->maps.sl_endpoints, ps->maps.sl_endpoints},
                                                          {os->maps.sl_ifaces, ps->maps.sl_ifaces},
                                                          {os->maps.sl_routes, ps->maps.sl_routes},
                                                          {os->maps.sl_config, ps->maps.sl_config},
-                                                         {os->maps.sl_metrics, ps->maps.sl_metrics}}};
+                                                         {os->maps.sl_metrics, ps->maps.sl_metrics},
+                                                         {os->maps.sl_stack_flows, ps->maps.sl_stack_flows},
+                                                         {os->maps.sl_stack_frags, ps->maps.sl_stack_frags}}};
   for (auto& [to, from] : share) {
     if (int err = bpf_map__reuse_fd(to, bpf_map__fd(from)); err)
       return libbpfError(err, std::string("share map ") + bpf_map__name(from));
@@ -145,6 +151,8 @@ Result<Datapath> Datapath::load(const DatapathOptions& opts) {
   SL_ASSIGN_OR_RETURN(dp.maps_.routes, RouteMap::fromFd(bpf_map__fd(ps->maps.sl_routes)));
   SL_ASSIGN_OR_RETURN(dp.maps_.config, ConfigMap::fromFd(bpf_map__fd(ps->maps.sl_config)));
   SL_ASSIGN_OR_RETURN(dp.maps_.metrics, MetricsMap::fromFd(bpf_map__fd(ps->maps.sl_metrics)));
+  SL_ASSIGN_OR_RETURN(dp.stackFlows_, StackFlowMap::fromFd(bpf_map__fd(ps->maps.sl_stack_flows)));
+  SL_ASSIGN_OR_RETURN(dp.stackFrags_, StackFragMap::fromFd(bpf_map__fd(ps->maps.sl_stack_frags)));
 
   SL_ASSIGN_OR_RETURN(auto cfg, dp.maps_.config.lookup(0));
   sl_config c = cfg.value_or(sl_config{});
@@ -155,9 +163,11 @@ Result<Datapath> Datapath::load(const DatapathOptions& opts) {
 
   if (pinned) {
     SL_TRY(pinProgram(dp.fromPodFd(), opts.bpfRoot, SL_PROG_FROM_POD));
+    SL_TRY(pinProgram(dp.toPodFd(), opts.bpfRoot, SL_PROG_TO_POD));
     SL_TRY(pinProgram(dp.fromOverlayFd(), opts.bpfRoot, SL_PROG_FROM_OVERLAY));
     SL_TRY(pinProgram(dp.toOverlayFd(), opts.bpfRoot, SL_PROG_TO_OVERLAY));
-    spdlog::info("datapath loaded and pinned under {}", opts.bpfRoot);
+    spdlog::info("datapath loaded and pinned under {} (conntrack lookup kfunc {})", opts.bpfRoot,
+                 conntrackKfuncAvailable() ? "available" : "absent: NAT detection by flow records");
   }
   return dp;
 }
@@ -168,6 +178,21 @@ bool datapathPinned(const std::string& bpfRoot) {
   for (const char* n : kProgNames)
     if (::access(pinPath(bpfRoot, n).c_str(), F_OK) != 0) return false;
   return PinnedMaps::open(bpfRoot).ok();
+}
+
+bool conntrackKfuncAvailable() {
+  btf* vmlinux = btf__load_vmlinux_btf();
+  if (vmlinux == nullptr) return false;
+  bool found = btf__find_by_name_kind(vmlinux, "bpf_skb_ct_lookup", BTF_KIND_FUNC) > 0;
+  if (!found) {
+    // nf_conntrack built as a module carries its kfuncs in its own BTF (once loaded).
+    if (btf* mod = btf__load_module_btf("nf_conntrack", vmlinux); mod != nullptr) {
+      found = btf__find_by_name_kind(mod, "bpf_skb_ct_lookup", BTF_KIND_FUNC) > 0;
+      btf__free(mod);
+    }
+  }
+  btf__free(vmlinux);
+  return found;
 }
 
 }  // namespace sluice::bpf

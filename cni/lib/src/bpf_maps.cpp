@@ -92,6 +92,7 @@ const char* counterName(int counterId) {
     case SL_CNT_DECAP: return "decap";
     case SL_CNT_TO_STACK: return "to_stack";
     case SL_CNT_NATIVE: return "native";
+    case SL_CNT_TO_STACK_NAT: return "to_stack_nat";
     default: break;
   }
   if (counterId > SL_CNT_DROP_BASE && counterId <= static_cast<int>(SL_CNT_DROP_BASE) + static_cast<int>(SL_DROP_MAX_REASON))
@@ -111,6 +112,12 @@ const char* dropReasonName(int reason) {
     case SL_DROP_FRAG_NEEDED: return "frag_needed";
     default: return nullptr;
   }
+}
+
+const char* natDetectionName(uint32_t configFlags, bool conntrackKfunc) {
+  if (configFlags & SL_CFG_F_NAT_OFF) return "off";
+  if (!(configFlags & SL_CFG_F_NAT_RECORDS) && conntrackKfunc) return "conntrack";
+  return "records";
 }
 
 }  // namespace sluice::bpf

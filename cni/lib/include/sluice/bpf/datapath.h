@@ -29,18 +29,30 @@ class Datapath {
   ~Datapath();
 
   int fromPodFd() const;
+  int toPodFd() const;
   int fromOverlayFd() const;
   int toOverlayFd() const;
   const PinnedMaps& maps() const { return maps_; }
+  // The NAT detection's flow records and fragment marks (lib/nat.h); the plugin never
+  // touches them, so they are not part of PinnedMaps.
+  const StackFlowMap& stackFlows() const { return stackFlows_; }
+  const StackFragMap& stackFrags() const { return stackFrags_; }
 
  private:
   Datapath();
   struct Skeletons;
   std::unique_ptr<Skeletons> skels_;
   PinnedMaps maps_;
+  StackFlowMap stackFlows_;
+  StackFragMap stackFrags_;
 };
 
 // True when bpfRoot holds a complete datapath of this layout version.
 bool datapathPinned(const std::string& bpfRoot);
+
+// Whether the running kernel offers the conntrack lookup kfunc to tc programs
+// (bpf_skb_ct_lookup in the vmlinux or nf_conntrack BTF): the datapath then asks conntrack
+// which flows are translated, unless sl_config says otherwise.
+bool conntrackKfuncAvailable();
 
 }  // namespace sluice::bpf

@@ -27,6 +27,12 @@ static_assert(sizeof(sl_route_key) == 24);
 static_assert(sizeof(sl_route) == 32);
 static_assert(sizeof(sl_config) == 48);
 static_assert(sizeof(sl_counter) == 16);
+static_assert(sizeof(sl_flow_key) == 40);
+static_assert(sizeof(sl_flow) == 16);
+static_assert(sizeof(sl_frag_key) == 12);
+static_assert(sizeof(sl_frag) == 8);
+static_assert(std::is_trivially_copyable_v<sl_flow_key> && std::is_trivially_copyable_v<sl_flow> &&
+              std::is_trivially_copyable_v<sl_frag_key> && std::is_trivially_copyable_v<sl_frag>);
 static_assert(std::is_trivially_copyable_v<sl_endpoint> && std::is_trivially_copyable_v<sl_route> &&
               std::is_trivially_copyable_v<sl_iface> && std::is_trivially_copyable_v<sl_config>);
 
@@ -113,6 +119,8 @@ using EndpointMap = Map<sl_endpoint_key, sl_endpoint>;
 using IfaceMap = Map<uint32_t, sl_iface>;
 using RouteMap = Map<sl_route_key, sl_route>;
 using ConfigMap = Map<uint32_t, sl_config>;
+using StackFlowMap = Map<sl_flow_key, sl_flow>;
+using StackFragMap = Map<sl_frag_key, sl_frag>;
 
 // The per-CPU metrics array, summed over CPUs.
 class MetricsMap {
@@ -145,5 +153,9 @@ struct PinnedMaps {
 // Human/metrics names: "redirect_local", ..., and drop reasons "spoofed_src", ...
 const char* counterName(int counterId);  // nullptr for unused slots
 const char* dropReasonName(int reason);  // reason < 0
+
+// How the datapath finds flows the host stack translated (lib/nat.h), from sl_config.flags
+// and whether the kernel has the conntrack lookup kfunc: "conntrack", "records" or "off".
+const char* natDetectionName(uint32_t configFlags, bool conntrackKfunc);
 
 }  // namespace sluice::bpf
