@@ -18,7 +18,8 @@
 #
 # Environment: SLUICE_CLUSTER_PREFIX (default "slc") names every namespace and the state
 # directory /run/sluice-cluster/<prefix>, so parallel clusters (tests) never collide.
-# SLUICE_BUILD_DIR (default build) is where the binaries are.
+# SLUICE_BUILD_DIR (default build) is where the binaries are. SLUICE_AGENT_ARGS: extra
+# sluice-agent flags, applied at up and restart-agent.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -69,11 +70,13 @@ write_nodes_file() {
 }
 
 start_agent() {
-  local i=$1 ns dir
+  local i=$1 ns dir extra=()
   ns=$(node_ns "$i")
   dir=$(node_dir "$i")
+  # SLUICE_AGENT_ARGS: more agent flags (e.g. --nat-detect records), read at every (re)start.
+  read -r -a extra <<<"${SLUICE_AGENT_ARGS:-}"
   # setsid: the agent outlives this script and is found again by its pid file and netns.
-  ip netns exec "$ns" setsid "$BIN/sluice-agent" \
+  ip netns exec "$ns" setsid "$BIN/sluice-agent" "${extra[@]}" \
     --node-name "node-$i" --nodes-file "$ROOT/nodes.json" \
     --bpf-root "$dir/bpf/sluice" --state-dir "$dir/state" \
     --cni-conf-dir "$dir/net.d" --cni-bin-dir "$dir/bin" --install-cni-bin "$BIN/sluice" \
@@ -387,7 +390,7 @@ main() {
     check) need_root check; cmd_check ;;
     demo) need_root demo; cmd_demo "$@" ;;
     restart-agent) need_root restart-agent; cmd_restart_agent "$@" ;;
-    *) sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//'; [[ -z $cmd || $cmd == -h || $cmd == --help ]] ;;
+    *) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; [[ -z $cmd || $cmd == -h || $cmd == --help ]] ;;
   esac
 }
 
