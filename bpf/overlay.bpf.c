@@ -59,6 +59,7 @@ int sl_from_overlay(struct __sk_buff *skb)
 	err = sl_check_tunnel_source(skb, &src);
 	if (err)
 		return sl_drop(skb, err);
+	sl_to_this_host(skb);
 
 	ep = bpf_map_lookup_elem(&sl_endpoints, &key);
 	if (!ep)
@@ -76,7 +77,7 @@ int sl_from_overlay(struct __sk_buff *skb)
 	/* parse pointers are still valid: neither the tunnel-key read nor the NAT check moves
 	 * packet data */
 	sl_rewrite_l2(&p, ep->pod_mac, ep->host_mac);
-	if (bpf_redirect_peer(ep->ifindex, 0) != TC_ACT_REDIRECT)
+	if (sl_redirect_endpoint(ep) != TC_ACT_REDIRECT)
 		return sl_drop(skb, SL_DROP_REDIRECT);
 	sl_count(SL_CNT_DECAP, skb->len);
 	return TC_ACT_REDIRECT;

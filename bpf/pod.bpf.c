@@ -30,14 +30,16 @@ static __always_inline int sl_is_ndisc(struct sl_pkt *p)
 	return icmp->icmp6_type >= 133 && icmp->icmp6_type <= 137;
 }
 
-/* 0 when the source address is the one this veth's pod owns, else a drop reason. */
-static __always_inline int sl_check_source(struct __sk_buff *skb, struct sl_pkt *p)
+/* 0 when the source address is the one this veth's pod owns, else a drop reason. The veth's
+ * SL_IFACE_F_* flags go to *flags. */
+static __always_inline int sl_check_source(struct __sk_buff *skb, struct sl_pkt *p, __u32 *flags)
 {
 	__u32 ifindex = skb->ifindex;
 	struct sl_iface *id = bpf_map_lookup_elem(&sl_ifaces, &ifindex);
 
 	if (!id)
 		return SL_DROP_UNKNOWN_IFACE;
+	*flags = id->flags;
 	if (p->ip4) {
 		if (!(id->flags & SL_IFACE_F_HAS_V4) || p->ip4->saddr != id->ip4)
 			return SL_DROP_SPOOFED_SRC;
@@ -56,7 +58,7 @@ static __always_inline int sl_redirect_local(struct __sk_buff *skb, struct sl_pk
 	if (sl_routed_hop(p))
 		return sl_to_stack(skb);
 	sl_rewrite_l2(p, ep->pod_mac, ep->host_mac);
-	ret = bpf_redirect_peer(ep->ifindex, 0);
+	ret = sl_redirect_endpoint(ep);
 	if (ret != TC_ACT_REDIRECT)
 		return sl_drop(skb, SL_DROP_REDIRECT);
 	sl_count(SL_CNT_REDIRECT_LOCAL, skb->len);
@@ -110,6 +112,7 @@ int sl_from_pod(struct __sk_buff *skb)
 	struct sl_config *cfg;
 	struct sl_route *rt = NULL;
 	struct sl_pkt p;
+	__u32 iface_flags = 0;
 	int err;
 
 	err = sl_parse(skb, &p);
@@ -120,9 +123,14 @@ int sl_from_pod(struct __sk_buff *skb)
 	if (p.ip6 && (sl_is_ndisc(&p) || sl_ip6_is_local_scope(&p.ip6->saddr)))
 		return sl_to_stack(skb);
 
-	err = sl_check_source(skb, &p);
+	err = sl_check_source(skb, &p, &iface_flags);
 	if (err)
 		return sl_drop(skb, err);
+	/* shaped by a chained plugin: its qdisc, then the stack, take everything */
+	if (iface_flags & SL_IFACE_F_QDISC_EGRESS) {
+		sl_count(SL_CNT_TO_STACK, skb->len);
+		return TC_ACT_UNSPEC;
+	}
 
 	if (p.ip4)
 		sl_ip_from4(&key.ip, p.ip4->daddr);

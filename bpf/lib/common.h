@@ -9,6 +9,7 @@
 
 #include "sluice/maps.h"
 
+#define TC_ACT_UNSPEC (-1) /* through TCX: on to the next program, then the tc qdisc */
 #define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
 #define TC_ACT_REDIRECT 7

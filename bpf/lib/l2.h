@@ -11,6 +11,25 @@ static __always_inline void sl_rewrite_l2(struct sl_pkt *p, const __u8 *dst, con
 	__builtin_memcpy(p->eth->h_source, src, ETH_ALEN);
 }
 
+#define SL_PACKET_HOST 0 /* PACKET_HOST, <linux/if_packet.h> */
+
+/* A decapsulated frame goes on as addressed to this host: its inner destination MAC is the
+ * sending pod's gateway (or the sending node's own overlay device), not this sluice_vxlan's,
+ * and the stack drops such a frame as PACKET_OTHERHOST. Our redirects reset the type anyway. */
+static __always_inline void sl_to_this_host(struct __sk_buff *skb)
+{
+	bpf_skb_change_type(skb, SL_PACKET_HOST);
+}
+
+/* Into a local pod: straight into its netns, or through its host veth's egress when a qdisc
+ * there must see the traffic (a chained bandwidth plugin's limit). TC_ACT_REDIRECT or not. */
+static __always_inline long sl_redirect_endpoint(const struct sl_endpoint *ep)
+{
+	if (ep->flags & SL_EP_F_VIA_VETH)
+		return bpf_redirect(ep->ifindex, 0);
+	return bpf_redirect_peer(ep->ifindex, 0);
+}
+
 /* Like the kernel's ip_decrease_ttl(): incremental checksum update (RFC 1624). */
 static __always_inline void sl_ip4_dec_ttl(struct iphdr *ip)
 {

@@ -173,13 +173,23 @@ Result<std::string> cmdAdd(const Invocation& inv) {
     SL_TRY(bpf::detachTcEgress(hostIfindex));
     return bpf::detachTcIngress(hostIfindex);
   });
-  SL_TRY(bpf::attachTcIngress(hostIfindex, prog.get()));
-  SL_TRY(bpf::attachTcEgress(hostIfindex, egressProg.get()));
+  // A pod the chained bandwidth plugin shapes gets its programs through TCX: bandwidth needs
+  // the veth's ingress qdisc slot (clsact would hold it) and its root qdisc must see the
+  // traffic (the map flags below).
+  const bool shapedIn = conf.bandwidth && conf.bandwidth->shapesIngress();
+  const bool shapedOut = conf.bandwidth && conf.bandwidth->shapesEgress();
+  if (shapedIn || shapedOut) {
+    SL_TRY(bpf::attachTcxIngress(hostIfindex, prog.get()));
+    SL_TRY(bpf::attachTcxEgress(hostIfindex, egressProg.get()));
+  } else {
+    SL_TRY(bpf::attachTcIngress(hostIfindex, prog.get()));
+    SL_TRY(bpf::attachTcEgress(hostIfindex, egressProg.get()));
+  }
   SL_TRY(failPoint("attach"));
 
   // ifaces-map: the anti-spoofing identity of the veth.
   sl_iface iface{};
-  iface.flags = SL_IFACE_F_HAS_V4;
+  iface.flags = SL_IFACE_F_HAS_V4 | (shapedOut ? SL_IFACE_F_QDISC_EGRESS : 0u);
   iface.ip4 = podIp->v4NetOrder();
   SL_TRY(maps.ifaces.update(static_cast<uint32_t>(hostIfindex), iface));
   undo.push("ifaces-map", [&maps, hostIfindex]() -> Status {
@@ -216,7 +226,7 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   podIp->toSl(key.ip);
   sl_endpoint ep{};
   ep.ifindex = static_cast<uint32_t>(hostIfindex);
-  ep.flags = SL_EP_F_NONE;
+  ep.flags = shapedIn ? SL_EP_F_VIA_VETH : SL_EP_F_NONE;
   std::copy(podLink->mac.begin(), podLink->mac.end(), ep.pod_mac);
   std::copy(hostLink->mac.begin(), hostLink->mac.end(), ep.host_mac);
   ep.created_ns = boottimeNs();
@@ -228,8 +238,8 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   SL_TRY(failPoint("endpoints-map"));
 
   undo.commit();
-  spdlog::info("ADD done: {} on {} (ifindex {}), pod mac {}", podCidr.str(), hostVeth, hostIfindex,
-               rec.podMac);
+  spdlog::info("ADD done: {} on {} (ifindex {}), pod mac {}{}", podCidr.str(), hostVeth, hostIfindex,
+               rec.podMac, shapedIn || shapedOut ? ", shaped by a chained plugin (TCX)" : "");
 
   // A plugin earlier in the chain keeps what it reported; ours is appended.
   cni::CniResult result;

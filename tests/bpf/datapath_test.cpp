@@ -137,6 +137,41 @@ TEST_F(DatapathTest, LocalDestinationIsRedirectedToPeerWithRewrittenMacs) {
   expectOnlyCounter(SL_CNT_REDIRECT_LOCAL);
 }
 
+// A pod the chained bandwidth plugin limits (its veth on TCX): after the source check every
+// packet goes on, unchanged, to the veth's ingress qdisc (bandwidth's mirror to the ifb) and
+// then the stack, even one for a local pod; a spoofed one is still dropped.
+TEST_F(DatapathTest, ShapedPodHandsEveryPacketToItsQdisc) {
+  auto a = maps().ifaces.lookup(static_cast<uint32_t>(veth_->a()));
+  ASSERT_TRUE(a.ok() && a->has_value());
+  sl_iface shaped = **a;
+  shaped.flags |= SL_IFACE_F_QDISC_EGRESS;
+  ASSERT_TRUE(maps().ifaces.update(static_cast<uint32_t>(veth_->a()), shaped).ok());
+  Bytes in = ip4Frame(kHostAMac, kPodAMac, {});
+  auto r = fromPod(in);
+  EXPECT_EQ(r.retval, -1) << "TC_ACT_UNSPEC: on to the next TCX program, then the qdisc";
+  EXPECT_EQ(r.out, in) << "no L2 rewrite, no TTL decrement: the stack routes it";
+  expectOnlyCounter(SL_CNT_TO_STACK);
+
+  Ip4Spec spoofed;
+  spoofed.src = "10.244.1.99";
+  before_ = counters();
+  r = fromPod(ip4Frame(kHostAMac, kPodAMac, spoofed));
+  EXPECT_EQ(r.retval, TC_ACT_SHOT);
+  expectOnlyCounter(SL_CNT_DROP(SL_DROP_SPOOFED_SRC));
+}
+
+// Another node's own address (a /32 route towards that node, which the agent adds): a pod's
+// packet to it is encapsulated like pod traffic, so it reaches that node through its overlay
+// device with the pod's source address (strict rp_filter there holds).
+TEST_F(DatapathTest, RemoteNodeAddressIsEncapsulated) {
+  addRoute("198.18.0.2/32", "198.18.0.2");
+  Ip4Spec s;
+  s.dst = "198.18.0.2";
+  auto r = fromPod(ip4Frame(kHostAMac, kPodAMac, s));
+  EXPECT_EQ(r.retval, TC_ACT_REDIRECT);
+  expectOnlyCounter(SL_CNT_ENCAP);
+}
+
 TEST_F(DatapathTest, SpoofedSourceIsDroppedAndCounted) {
   Ip4Spec s;
   s.src = "10.244.1.99";

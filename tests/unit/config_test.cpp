@@ -211,6 +211,32 @@ TEST(NetConf, RangeDefaultsPerFamily) {
   EXPECT_EQ((*sets)[1][0].end.str(), "fd00:10:244:1::ff");
 }
 
+TEST(NetConf, BandwidthFromRuntimeConfig) {
+  json j = base();
+  auto none = parse(j);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->bandwidth.has_value());
+
+  j["runtimeConfig"] = json::parse(
+      R"({"bandwidth":{"ingressRate":10000000,"ingressBurst":1000000,"egressRate":5000000}})");
+  auto c = parse(j);
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  ASSERT_TRUE(c->bandwidth.has_value());
+  EXPECT_EQ(c->bandwidth->ingressRate, 10000000u);
+  EXPECT_EQ(c->bandwidth->ingressBurst, 1000000u);
+  EXPECT_TRUE(c->bandwidth->shapesIngress());
+  // The bandwidth plugin shapes a direction only with both rate and burst.
+  EXPECT_EQ(c->bandwidth->egressRate, 5000000u);
+  EXPECT_FALSE(c->bandwidth->shapesEgress());
+
+  j["runtimeConfig"] = json::parse(R"({"bandwidth":{"egressRate":"10M"}})");
+  expectError(j, CniCode::kInvalidConfig, "runtimeConfig.bandwidth.egressRate");
+  j["runtimeConfig"] = json::parse(R"({"bandwidth":{"ingressBurst":-1}})");
+  expectError(j, CniCode::kInvalidConfig, "runtimeConfig.bandwidth.ingressBurst");
+  j["runtimeConfig"] = json::parse(R"({"bandwidth":[]})");
+  expectError(j, CniCode::kInvalidConfig, "runtimeConfig.bandwidth");
+}
+
 TEST(NetConf, PeekVersion) {
   EXPECT_EQ(peekVersion(R"({"cniVersion":"0.4.0"})"), "0.4.0");
   EXPECT_EQ(peekVersion("garbage"), "");

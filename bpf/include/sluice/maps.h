@@ -50,6 +50,9 @@ struct sl_endpoint_key {
 };
 
 #define SL_EP_F_NONE 0u
+/* Deliver through the host veth (bpf_redirect to its egress) instead of bpf_redirect_peer, so
+ * the veth's root qdisc (a chained bandwidth plugin's ingress limit) sees the traffic. */
+#define SL_EP_F_VIA_VETH 0x1u
 
 struct sl_endpoint {
 	__u32 ifindex;	   /* host-side veth */
@@ -66,6 +69,10 @@ struct sl_endpoint {
  */
 #define SL_IFACE_F_HAS_V4 0x1u
 #define SL_IFACE_F_HAS_V6 0x2u
+/* After the source check, from_pod hands every packet on to the veth's ingress qdisc
+ * (TC_ACT_UNSPEC through TCX): a chained bandwidth plugin's egress limit (ingress qdisc, ifb)
+ * shapes it, and the stack forwards it. */
+#define SL_IFACE_F_QDISC_EGRESS 0x4u
 
 struct sl_iface {
 	__u32 flags; /* SL_IFACE_F_* */

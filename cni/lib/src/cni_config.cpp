@@ -225,6 +225,21 @@ Result<NetConf> parseNetConf(std::string_view stdinBytes) {
   if (const json* rc = find(j, "runtimeConfig")) {
     if (!rc->is_object()) return fieldError("runtimeConfig", "must be an object");
     c.runtimeConfig = *rc;
+    if (const json* bw = find(*rc, "bandwidth")) {
+      if (!bw->is_object()) return fieldError("runtimeConfig.bandwidth", "must be an object");
+      Bandwidth b;
+      for (auto [key, field] : {std::pair{"ingressRate", &Bandwidth::ingressRate},
+                                std::pair{"ingressBurst", &Bandwidth::ingressBurst},
+                                std::pair{"egressRate", &Bandwidth::egressRate},
+                                std::pair{"egressBurst", &Bandwidth::egressBurst}}) {
+        const json* v = find(*bw, key);
+        if (!v) continue;
+        if (!v->is_number_unsigned() && !(v->is_number_integer() && v->get<int64_t>() >= 0))
+          return fieldError(std::string("runtimeConfig.bandwidth.") + key, "must be a non-negative integer");
+        b.*field = v->get<uint64_t>();
+      }
+      c.bandwidth = b;
+    }
   }
   if (const json* caps = find(j, "capabilities")) {
     if (!caps->is_object()) return fieldError("capabilities", "must be an object");

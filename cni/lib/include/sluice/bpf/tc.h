@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Attaching pinned programs to interfaces: tc clsact, direct-action, at a fixed handle and
-// priority so that a later attach with replace swaps the program atomically (upgrade).
+// priority so that a later attach with replace swaps the program atomically (upgrade). A pod
+// veth can instead carry them through TCX (BPF_TCX_INGRESS/EGRESS, kernel >= 6.6): that
+// leaves the ingress/clsact qdisc slot free for chained plugins that need it (bandwidth's
+// ingress qdisc + ifb), and TC_ACT_UNSPEC from a TCX program hands the packet on to that
+// qdisc. Queries, replacement and detaching handle both, whichever the interface has.
 #pragma once
 
 #include <cstdint>
@@ -13,17 +17,22 @@ namespace sluice::bpf {
 constexpr uint32_t kTcHandle = 0x51;    // 'S'
 constexpr uint32_t kTcPriority = 1;
 
-// Creates the clsact qdisc if needed and attaches progFd at ingress (replacing whatever
-// Sluice had attached there before). The qdisc goes away with the interface.
+// Attaches progFd at ingress, replacing whatever Sluice had attached there before: in place
+// through TCX when a Sluice program (name "sl_*") is attached that way, else at the clsact
+// slot (creating the qdisc if needed; it goes away with the interface).
 Status attachTcIngress(int ifindex, int progFd);
-// Removes Sluice's ingress filter; absent filter/qdisc/interface is success.
+// Removes Sluice's ingress program (clsact filter and TCX); absent is success.
 Status detachTcIngress(int ifindex);
-// The BPF program id attached at Sluice's ingress slot, 0 if none.
+// The BPF program id attached at Sluice's ingress slot (clsact, else TCX), 0 if none.
 Result<uint32_t> tcIngressProgId(int ifindex);
 // The same at egress (sluice_vxlan carries sl_to_overlay there).
 Status attachTcEgress(int ifindex, int progFd);
 Status detachTcEgress(int ifindex);
 Result<uint32_t> tcEgressProgId(int ifindex);
+// Attaches progFd through TCX (no qdisc), replacing a Sluice program already there; fails
+// with ENOTSUP-like errors on kernels without TCX.
+Status attachTcxIngress(int ifindex, int progFd);
+Status attachTcxEgress(int ifindex, int progFd);
 // The id of the program behind an fd.
 Result<uint32_t> progId(int progFd);
 

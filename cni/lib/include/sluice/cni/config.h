@@ -47,6 +47,19 @@ struct Attachment {
   bool operator==(const Attachment&) const = default;
 };
 
+// runtimeConfig.bandwidth (the bandwidth capability, in bits/s and bits), as the reference
+// bandwidth plugin reads it. Sluice does not shape: it only keeps out of the way of that plugin
+// chained after it (the pod's veth uses TCX, and the shaped directions take the veth's qdiscs).
+struct Bandwidth {
+  uint64_t ingressRate = 0;
+  uint64_t ingressBurst = 0;
+  uint64_t egressRate = 0;
+  uint64_t egressBurst = 0;
+  // The bandwidth plugin shapes a direction only when both its rate and burst are set.
+  bool shapesIngress() const { return ingressRate > 0 && ingressBurst > 0; }
+  bool shapesEgress() const { return egressRate > 0 && egressBurst > 0; }
+};
+
 struct NetConf {
   std::string cniVersion;
   std::string name;
@@ -60,6 +73,7 @@ struct NetConf {
   Dns dns;
   std::optional<nlohmann::json> prevResult;
   nlohmann::json runtimeConfig = nlohmann::json::object();
+  std::optional<Bandwidth> bandwidth;  // runtimeConfig.bandwidth
   nlohmann::json capabilities = nlohmann::json::object();
   // GC only: the attachments the runtime still knows about.
   std::optional<std::vector<Attachment>> validAttachments;
