@@ -3,23 +3,36 @@
 # A multi-node Kubernetes-style cluster simulated in network namespaces, running Sluice.
 #
 #   sudo hack/cluster.sh demo                  deps + build + up + check (the README's run command)
-#   sudo hack/cluster.sh up [--nodes N] [--pods-per-node M]
+#   sudo hack/cluster.sh up [--nodes N] [--pods-per-node M] [--underlay-mtu BYTES]
+#                           [--rp-filter off|strict|loose] [--chain PLUGIN,...]
 #   sudo hack/cluster.sh check                 connectivity matrix; non-zero exit on any failure
 #   sudo hack/cluster.sh status [-o json]
 #   sudo hack/cluster.sh down                  removes everything, even after a crash
 #   sudo hack/cluster.sh restart-agent NODE [--down-for SECONDS]   (node number, e.g. 2)
+#   sudo hack/cluster.sh add-pod NODE [--host-port HOST:CONTAINER[/tcp|udp]]... [--bandwidth RATE]
+#                                              one more pod; prints "<name> <ip>"
+#   sudo hack/cluster.sh check-pod NAME [--skip TYPE]   CNI CHECK of a pod through the plugin chain
+#   sudo hack/cluster.sh del-pod NAME          CNI DEL through the chain, then its netns goes
+#
+# up options: --underlay-mtu sets the MTU of the node network (pods get it minus the VXLAN
+# overhead, derived by the agents); --rp-filter sets net.ipv4.conf.{all,default}.rp_filter in
+# every node before its agent starts (default: $SLUICE_RP_FILTER, else left as inherited);
+# --chain makes the agents chain those CNI plugins (from /usr/lib/cni) after sluice.
+# add-pod passes runtimeConfig to the chain like a runtime: portMappings for --host-port (the
+# portmap plugin), bandwidth ingress+egress RATE bits/s (k/M/G suffixes) for --bandwidth.
 #
 # Nodes are network namespaces joined by a bridge in an "underlay" namespace (addresses from
 # the benchmarking range 198.18.0.0/15), each with its own bpffs mounted outside /sys, its own
 # sluice-agent (logs under the node's state dir) reading a shared nodes file, and pods created
-# by executing the sluice plugin exactly as a container runtime does (env + stdin, the plugin
-# config taken from the conflist the agent wrote in the node's conf dir). Nothing here touches
-# the root namespace's interfaces or routes: no packet leaves the machine.
+# by executing the plugins of the conflist the agent wrote in the node's conf dir exactly as a
+# container runtime does (env + stdin, prevResult, runtimeConfig). Nothing here touches the
+# root namespace's interfaces or routes: no packet leaves the machine.
 #
 # Environment: SLUICE_CLUSTER_PREFIX (default "slc") names every namespace and the state
 # directory /run/sluice-cluster/<prefix>, so parallel clusters (tests) never collide.
-# SLUICE_BUILD_DIR (default build) is where the binaries are. SLUICE_AGENT_ARGS: extra
-# sluice-agent flags, applied at up and restart-agent.
+# SLUICE_BUILD_DIR (default build) is where the binaries are. SLUICE_RP_FILTER: see up.
+# Pods are plumbed by hack/cni-runtime.py, which runs the conflist's plugins in order like
+# libcni (prevResult, capabilities -> runtimeConfig, cached results for CHECK and DEL).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -46,18 +59,8 @@ node_dir() { echo "$ROOT/n$1"; }
 
 nodes_count() { cat "$ROOT/nodes" 2>/dev/null || echo 0; }
 
-# The plugin's network config as a runtime derives it from the conflist: the first plugin
-# entry with the list's name and cniVersion injected.
-plugin_conf() {
-  python3 - "$1" <<'PY'
-import json, sys
-conflist = json.load(open(sys.argv[1]))
-conf = dict(conflist["plugins"][0])
-conf["name"] = conflist["name"]
-conf["cniVersion"] = conflist["cniVersion"]
-print(json.dumps(conf))
-PY
-}
+# Options given to up, kept for restart-agent: <key>=<value> lines in $ROOT/options.
+cluster_opt() { sed -n "s/^$1=//p" "$ROOT/options" 2>/dev/null | tail -n 1; }
 
 write_nodes_file() {
   local n=$1 i entries=()
@@ -70,11 +73,13 @@ write_nodes_file() {
 }
 
 start_agent() {
-  local i=$1 ns dir extra=()
+  local i=$1 ns dir
   ns=$(node_ns "$i")
   dir=$(node_dir "$i")
-  # SLUICE_AGENT_ARGS: more agent flags (e.g. --nat-detect records), read at every (re)start.
-  read -r -a extra <<<"${SLUICE_AGENT_ARGS:-}"
+  local -a extra=()
+  local chain
+  chain=$(cluster_opt chain)
+  [[ -n $chain ]] && extra+=(--chain "$chain")
   # setsid: the agent outlives this script and is found again by its pid file and netns.
   ip netns exec "$ns" setsid "$BIN/sluice-agent" "${extra[@]}" \
     --node-name "node-$i" --nodes-file "$ROOT/nodes.json" \
@@ -123,20 +128,25 @@ http_get() {
     sed "1,/^\r\{0,1\}$/d" <&3' 2>/dev/null
 }
 
-# Runs the plugin as a runtime would, from the node's netns. Prints the CNI result; the
-# plugin's stderr goes to the node's plugin.stderr (its full log is <state>/cni.log).
+# Runs the node's conflist (every plugin of the chain) as a runtime would, from the node's
+# netns: cni_exec ADD|CHECK|DEL <node> <pod> [cni-runtime.py flags]. Prints the CNI result;
+# the plugins' stderr goes to the node's plugin.stderr (sluice's full log is <state>/cni.log).
+# An ADD takes the pod's runtime config (rc/pod-<node>-<pod>.json) when add-pod wrote one.
 cni_exec() {
-  local cmd=$1 i=$2 j=$3 dir ns cid conf
+  local cmd=$1 i=$2 j=$3 dir ns cid
+  shift 3
   dir=$(node_dir "$i")
   ns=$(pod_ns "$i" "$j")
   cid=$(printf '%s' "$ns" | sha256sum | cut -c1-64)
-  conf=$(plugin_conf "$dir/net.d/10-sluice.conflist")
   local netns_path=/run/netns/$ns
   [[ $cmd == DEL && ! -e $netns_path ]] && netns_path=
-  ip netns exec "$(node_ns "$i")" env -i PATH="$PATH" CNI_COMMAND="$cmd" CNI_CONTAINERID="$cid" \
-    CNI_NETNS="$netns_path" CNI_IFNAME=eth0 CNI_PATH="$dir/bin:/usr/lib/cni" \
-    CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-$i-$j;K8S_POD_INFRA_CONTAINER_ID=$cid" \
-    "$dir/bin/sluice" <<<"$conf" 2>>"$dir/plugin.stderr"
+  local -a rc=()
+  [[ -f $dir/rc/pod-$i-$j.json ]] && rc=(--runtime-config "$dir/rc/pod-$i-$j.json")
+  ip netns exec "$(node_ns "$i")" python3 "$REPO/hack/cni-runtime.py" "$cmd" \
+    --conflist "$dir/net.d/10-sluice.conflist" --cache-dir "$dir/cni-cache" --container-id "$cid" \
+    --netns "$netns_path" --ifname eth0 --cni-path "$dir/bin:/usr/lib/cni" \
+    --args "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-$i-$j;K8S_POD_INFRA_CONTAINER_ID=$cid" \
+    "${rc[@]}" --stderr "$dir/plugin.stderr" "$@" 2>>"$dir/plugin.stderr"
 }
 
 add_pod() {
@@ -147,33 +157,133 @@ add_pod() {
   if ! out=$(cni_exec ADD "$i" "$j"); then
     log "ADD pod-$i-$j failed: $out"
     tail -n 20 "$(node_dir "$i")/plugin.stderr" >&2
+    ip netns del "$ns" 2>/dev/null || true
     return 1
   fi
-  ip=$(python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["ips"][0]["address"].split("/")[0])' <<<"$out")
+  ip=$(python3 -c 'import json,sys; r=json.load(sys.stdin); print([a for a in r["ips"] if ":" not in a["address"]][0]["address"].split("/")[0])' <<<"$out")
   printf '%s\t%s\t%s\t%s\n' "pod-$i-$j" "node-$i" "$ns" "$ip" >>"$ROOT/pods.tsv"
 }
 
+# "10M" -> 10000000 (bits/s).
+parse_rate() {
+  local v=$1 m=1
+  case $v in
+    *[kK]) m=1000; v=${v%?} ;;
+    *M) m=1000000; v=${v%?} ;;
+    *G) m=1000000000; v=${v%?} ;;
+  esac
+  [[ $v =~ ^[0-9]+$ ]] && ((v > 0)) || die "not a rate: $1 (e.g. 10M)"
+  echo $((v * m))
+}
+
+cmd_add_pod() {
+  local i=${1:-}
+  [[ $i =~ ^[0-9]+$ ]] && ((i >= 1 && i <= $(nodes_count))) || die "add-pod: node number expected"
+  shift
+  local -a ports=()
+  local rate=0 spec
+  while (($#)); do
+    case $1 in
+      --host-port)
+        spec=${2:-}
+        [[ $spec =~ ^([0-9]+):([0-9]+)(/(tcp|udp))?$ ]] || die "--host-port HOST:CONTAINER[/tcp|udp], got '$spec'"
+        ports+=("{\"hostPort\": ${BASH_REMATCH[1]}, \"containerPort\": ${BASH_REMATCH[2]}, \"protocol\": \"${BASH_REMATCH[4]:-tcp}\"}")
+        shift 2 ;;
+      --bandwidth) rate=$(parse_rate "${2:-}"); shift 2 ;;
+      *) die "add-pod: unknown argument $1" ;;
+    esac
+  done
+  # The next free pod number on that node (pods may have been deleted).
+  local j=1 name node ns ip
+  while IFS=$'\t' read -r name node ns ip; do
+    [[ $name =~ ^pod-$i-([0-9]+)$ ]] && ((BASH_REMATCH[1] >= j)) && j=$((BASH_REMATCH[1] + 1))
+  done < <(pods)
+  local dir
+  local -a rc=()
+  dir=$(node_dir "$i")
+  if ((${#ports[@]})); then
+    rc+=("\"portMappings\": [$(IFS=,; echo "${ports[*]}")]")
+  fi
+  # Burst: 100 ms worth of the rate, at least a few full-size frames.
+  local burst=$((rate / 10 > 80000 ? rate / 10 : 80000))
+  ((rate > 0)) && rc+=("\"bandwidth\": {\"ingressRate\": $rate, \"ingressBurst\": $burst, \"egressRate\": $rate, \"egressBurst\": $burst}")
+  if ((${#rc[@]})); then
+    mkdir -p "$dir/rc"
+    printf '{%s}\n' "$(IFS=,; echo "${rc[*]}")" >"$dir/rc/pod-$i-$j.json"
+  fi
+  add_pod "$i" "$j" || { rm -f "$dir/rc/pod-$i-$j.json"; die "add-pod: ADD failed"; }
+  printf 'pod-%s-%s\t%s\n' "$i" "$j" "$(pods | awk -F'\t' -v n="pod-$i-$j" '$1 == n {print $4}')"
+}
+
+# pod_index NAME -> "<node> <pod>"
+pod_index() {
+  [[ ${1:-} =~ ^pod-([0-9]+)-([0-9]+)$ ]] || die "pod name expected (pod-<node>-<n>), got '${1:-}'"
+  local i=${BASH_REMATCH[1]} j=${BASH_REMATCH[2]}
+  pods | awk -F'\t' -v n="$1" '$1 == n {f = 1} END {exit !f}' || die "no pod $1"
+  echo "$i $j"
+}
+
+cmd_check_pod() {
+  local idx
+  idx=$(pod_index "${1:-}")
+  shift
+  local -a skip=()
+  while (($#)); do
+    [[ $1 == --skip && -n ${2:-} ]] || die "check-pod NAME [--skip TYPE]..."
+    skip+=(--skip "$2")
+    shift 2
+  done
+  # shellcheck disable=SC2086 # idx is "<node> <pod>"
+  cni_exec CHECK ${idx} "${skip[@]}"
+}
+
+cmd_del_pod() {
+  local idx i j out ok=0
+  idx=$(pod_index "${1:-}")
+  read -r i j <<<"$idx"
+  out=$(cni_exec DEL "$i" "$j") || { ok=1; log "DEL $1 failed: $out"; }
+  ip netns del "$(pod_ns "$i" "$j")" 2>/dev/null || true
+  rm -f "$(node_dir "$i")/rc/pod-$i-$j.json"
+  awk -F'\t' -v n="$1" '$1 != n' "$ROOT/pods.tsv" >"$ROOT/pods.tsv.tmp"
+  mv "$ROOT/pods.tsv.tmp" "$ROOT/pods.tsv"
+  return "$ok"
+}
+
 cmd_up() {
-  local nodes=3 ppn=2
+  local nodes=3 ppn=2 mtu=1500 rpf=${SLUICE_RP_FILTER:-} chain=
   while (($#)); do
     case $1 in
       --nodes) nodes=$2; shift 2 ;;
       --pods-per-node) ppn=$2; shift 2 ;;
+      --underlay-mtu) mtu=$2; shift 2 ;;
+      --rp-filter) rpf=$2; shift 2 ;;
+      --chain) chain=$2; shift 2 ;;
       *) die "up: unknown argument $1" ;;
     esac
   done
   ((nodes >= 1 && nodes <= 200)) || die "--nodes must be 1..200"
   ((ppn >= 0 && ppn <= 200)) || die "--pods-per-node must be 0..200"
+  [[ $mtu =~ ^[0-9]+$ ]] && ((mtu >= 1280 && mtu <= 65000)) || die "--underlay-mtu must be 1280..65000"
+  local rpf_value=
+  case $rpf in
+    "") ;;
+    off | 0) rpf_value=0 ;;
+    strict | 1) rpf_value=1 ;;
+    loose | 2) rpf_value=2 ;;
+    *) die "--rp-filter must be off, strict or loose (got '$rpf')" ;;
+  esac
+  [[ -z $chain || $chain =~ ^[a-z0-9_-]+(,[a-z0-9_-]+)*$ ]] || die "--chain: comma-separated plugin types"
   [[ -x $BIN/sluice && -x $BIN/sluice-agent ]] || die "no binaries in $BIN: build first (cmake -S . -B build && cmake --build build)"
   [[ -e $ROOT ]] && die "cluster '$P' exists: hack/cluster.sh down first"
 
   mkdir -p "$ROOT"
   echo "$nodes" >"$ROOT/nodes"
+  printf 'underlay_mtu=%s\nrp_filter=%s\nchain=%s\n' "$mtu" "$rpf_value" "$chain" >"$ROOT/options"
   : >"$ROOT/pods.tsv"
   write_nodes_file "$nodes"
 
   ip netns add "$UL"
-  ip -n "$UL" link add br0 type bridge
+  ip -n "$UL" link add br0 mtu "$mtu" type bridge
   ip -n "$UL" link set br0 up
   ip -n "$UL" link set lo up
 
@@ -186,7 +296,11 @@ cmd_up() {
     mount -t bpf bpf "$dir/bpf"
     ip netns add "$ns"
     ip -n "$ns" link set lo up
-    ip -n "$UL" link add "n$i" type veth peer name eth0 netns "$ns"
+    if [[ -n $rpf_value ]]; then
+      ip netns exec "$ns" sysctl -qw "net.ipv4.conf.all.rp_filter=$rpf_value" \
+        "net.ipv4.conf.default.rp_filter=$rpf_value"
+    fi
+    ip -n "$UL" link add "n$i" mtu "$mtu" type veth peer name eth0 mtu "$mtu" netns "$ns"
     ip -n "$UL" link set "n$i" master br0 up
     ip -n "$ns" addr add "$NODE_NET.$i/24" dev eth0
     ip -n "$ns" link set eth0 up
@@ -196,7 +310,7 @@ cmd_up() {
   # The outside world: a host on the underlay that is no node.
   ip netns add "$EXT"
   ip -n "$EXT" link set lo up
-  ip -n "$UL" link add ext type veth peer name eth0 netns "$EXT"
+  ip -n "$UL" link add ext mtu "$mtu" type veth peer name eth0 mtu "$mtu" netns "$EXT"
   ip -n "$UL" link set ext master br0 up
   ip -n "$EXT" addr add "$EXT_IP/24" dev eth0
   ip -n "$EXT" link set eth0 up
@@ -390,7 +504,10 @@ main() {
     check) need_root check; cmd_check ;;
     demo) need_root demo; cmd_demo "$@" ;;
     restart-agent) need_root restart-agent; cmd_restart_agent "$@" ;;
-    *) sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'; [[ -z $cmd || $cmd == -h || $cmd == --help ]] ;;
+    add-pod) need_root add-pod; cmd_add_pod "$@" ;;
+    check-pod) need_root check-pod; cmd_check_pod "$@" ;;
+    del-pod) need_root del-pod; cmd_del_pod "$@" ;;
+    *) awk 'NR >= 3 && !/^#/ {exit} NR >= 3' "$0" | sed 's/^# \{0,1\}//'; [[ -z $cmd || $cmd == -h || $cmd == --help ]] ;;
   esac
 }
 

@@ -1,0 +1,316 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The Kubernetes network model on Sluice, Services aside (those are services.sh's), with strict
+# rp_filter on every node:
+#  - pods reach the outside world masqueraded to their node's address; pod <-> pod and
+#    pod <-> node traffic (either way, same node or not) keeps the pod's address; the
+#    masquerade rule is the agent's, one rule however often the agent restarts;
+#  - NodePort-style DNAT (kube-proxy's rules, iptables-nft) reaches pods on the node and on
+#    another node; host-network servers and clients reach pods and are reached by them;
+#  - MTU: pods get the underlay MTU minus the VXLAN overhead (1500 and 9000 underlays), large
+#    TCP transfers and large UDP datagrams cross nodes, and a pod whose MTU is set too high
+#    gets ICMP "fragmentation needed" (ping -M do sees it, the pod's PMTU cache learns it);
+#  - the reference portmap and bandwidth plugins chained after sluice: hostPort reaches the pod,
+#    a 10 Mbit/s limit holds iperf3 well below what an unlimited pod gets, CHECK and DEL
+#    through the whole chain;
+#  - sluice-agent uninstall removes the conflist, the masquerade table, sluice_vxlan, the
+#    routes and the pins.
+source "$(dirname "$0")/lib.sh"
+
+EXT_NS=$SLUICE_CLUSTER_PREFIX-ext
+EXT_IP=198.18.0.254
+
+# serve <ns> <port> <name>: answers every TCP connection with "<name> <peer address>".
+serve() {
+  ip netns exec "$1" python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(64)
+while True:
+    c, a = s.accept()
+    try:
+        c.sendall(("%s %s\n" % (sys.argv[2], a[0])).encode())
+    except OSError:
+        pass
+    c.close()' "$2" "$3" &
+  E2E_BG_PIDS+=($!)
+}
+
+# ask <ns> <ip> <port>: prints the answer of the server there, or nothing within 5 s.
+ask() {
+  ip netns exec "$1" python3 -c '
+import socket, sys, time
+end = time.time() + 5
+while True:
+    try:
+        s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+        print(s.makefile().readline().strip())
+        break
+    except OSError:
+        if time.time() > end:
+            break
+        time.sleep(0.1)' "$2" "$3" 2>/dev/null || true
+}
+
+# answer_is <expected> <ns> <ip> <port>
+answer_is() {
+  local got
+  got=$(ask "$2" "$3" "$4")
+  [[ $got == "$1" ]] || { echo "  expected '$1', got '$got'" >&2; return 1; }
+}
+
+# tcp_big <from-ns> <to-ns> <to-ip> <MiB>: that much random data over one TCP connection,
+# compared by sha256 on arrival.
+tcp_big() {
+  local port=$((20000 + RANDOM % 20000)) d
+  d=$(mktemp -d "$CROOT/tcp.XXXX")
+  head -c "$(($4 * 1048576))" /dev/urandom >"$d/data"
+  ip netns exec "$2" timeout 30 socat -u "TCP-LISTEN:$port,reuseaddr" "OPEN:$d/recv,creat,trunc" &
+  local l=$! ok=1
+  for _ in $(seq 50); do
+    ip netns exec "$1" timeout 30 socat -u "OPEN:$d/data" "TCP:$3:$port,connect-timeout=1" 2>/dev/null && { ok=0; break; }
+    sleep 0.1
+  done
+  wait "$l" 2>/dev/null || ok=1
+  ((ok == 0)) && [[ $(sha256sum <"$d/data") == "$(sha256sum <"$d/recv")" ]] || ok=1
+  rm -rf "$d"
+  return "$ok"
+}
+
+# udp_big <from-ns> <to-ns> <to-ip> <bytes>: one datagram of that size (fragmented by the
+# sender's stack as needed) arrives whole, checked by length and sha256.
+udp_big() {
+  local port=$((30000 + RANDOM % 10000)) out=$CROOT/udp.$RANDOM
+  ip netns exec "$2" timeout 10 python3 -c '
+import hashlib, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+b = s.recv(65535)
+open(sys.argv[2], "w").write("%d %s" % (len(b), hashlib.sha256(b).hexdigest()))' "$port" "$out" &
+  local l=$!
+  sleep 0.3
+  local want
+  want=$(ip netns exec "$1" python3 -c '
+import hashlib, os, socket, sys, time
+b = os.urandom(int(sys.argv[3]))
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for _ in range(3):  # the receiver keeps the first that arrives whole
+    s.sendto(b, (sys.argv[1], int(sys.argv[2])))
+    time.sleep(0.2)
+print("%d %s" % (len(b), hashlib.sha256(b).hexdigest()))' "$3" "$port" "$4")
+  wait "$l" 2>/dev/null || true
+  local got
+  got=$(cat "$out" 2>/dev/null || true)
+  rm -f "$out"
+  [[ -n $got && $got == "$want" ]] || { echo "  sent '$want', received '$got'" >&2; return 1; }
+}
+
+# host_veth <node> <node-pod-index>: the host side of that pod's eth0.
+host_veth() {
+  local idx
+  idx=$(ip -n "$(pns "$1" "$2")" -o link show eth0 | sed -n 's/^[0-9]*: eth0@if\([0-9]*\):.*/\1/p')
+  ip -n "$(nns "$1")" -o link | awk -F': ' -v i="$idx" '$1 == i {sub(/@.*/, "", $2); print $2}'
+}
+
+pod_mtu() { ip -n "$(pns "$1" "$2")" -o link show eth0 | sed -n 's/.* mtu \([0-9]*\) .*/\1/p'; }
+conflist_mtu() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["plugins"][0]["mtu"])' "$CROOT/n$1/net.d/10-sluice.conflist"; }
+vxlan_mtu() { ip -n "$(nns "$1")" -o link show sluice_vxlan | sed -n 's/.* mtu \([0-9]*\) .*/\1/p'; }
+
+# frag_needed <node> <pod> <dst-ip> <too-high-mtu> <path-mtu>: the pod's eth0 (and its host
+# veth) set above what the overlay carries; a DF ping of that size must come back as "frag
+# needed" (from the node) or "message too long" (the pod already learnt the PMTU), and the
+# pod's route cache must hold the path MTU. The MTU and the cache are restored afterwards.
+frag_needed() {
+  local pod veth out rc=0
+  pod=$(pns "$1" "$2")
+  veth=$(host_veth "$1" "$2")
+  ip -n "$(nns "$1")" link set "$veth" mtu "$4"
+  ip -n "$pod" link set eth0 mtu "$4"
+  out=$(ip netns exec "$pod" ping -M "do" -s $(($4 - 28)) -c 3 -i 0.3 -W 1 "$3" 2>&1 || true)
+  echo "$out" | grep -E 'Frag needed|message too long' | head -2 | sed 's/^/  /' >&2
+  grep -qE "Frag needed and DF set \(mtu = $5\)|message too long, mtu=$5" <<<"$out" || rc=1
+  local cache
+  cache=$(ip -n "$pod" route get "$3" 2>&1)
+  echo "  pod route cache: $(tr '\n' ' ' <<<"$cache")" >&2
+  grep -q "mtu $5" <<<"$cache" || rc=1
+  ip -n "$pod" link set eth0 mtu "$(conflist_mtu "$1")"
+  ip -n "$(nns "$1")" link set "$veth" mtu "$(conflist_mtu "$1")"
+  ip -n "$pod" route flush cache
+  return "$rc"
+}
+
+rp_filter_strict() {
+  local i
+  for i in "$@"; do
+    [[ $(ip netns exec "$(nns "$i")" sysctl -n net.ipv4.conf.all.rp_filter) == 1 ]] || return 1
+  done
+}
+
+masq_rules() {  # masq_rules <node>: masquerade statements in the node's whole ruleset
+  ip netns exec "$(nns "$1")" nft -j list ruleset | python3 -c 'import json,sys
+print(sum(1 for o in json.load(sys.stdin)["nftables"] if "rule" in o and any("masquerade" in e for e in o["rule"]["expr"])))'
+}
+
+# ---------------------------------------------------------------------------------------------
+# A 1500-byte underlay, strict rp_filter, portmap and bandwidth chained.
+e2e_up --nodes 3 --pods-per-node 2 --rp-filter strict --chain portmap,bandwidth
+
+check "rp_filter is strict on every node (set before the agents, left alone by them)" rp_filter_strict 1 2 3
+check "conflist: sluice, then portmap (portMappings) and bandwidth (bandwidth)" python3 -c '
+import json, sys
+c = json.load(open(sys.argv[1]))
+p = c["plugins"]
+assert [x["type"] for x in p] == ["sluice", "portmap", "bandwidth"], p
+assert p[1]["capabilities"] == {"portMappings": True} and p[2]["capabilities"] == {"bandwidth": True}, p' \
+  "$CROOT/n1/net.d/10-sluice.conflist"
+
+# Servers that tell who connected: the outside host, every node (host network), two pods.
+serve "$EXT_NS" 7000 ext
+for i in 1 2 3; do serve "$(nns "$i")" 7001 "node-$i"; done
+serve "$(pns 1 2)" 7002 pod-1-2
+serve "$(pns 2 1)" 7002 pod-2-1
+
+echo "== outside world: masqueraded to the node's address"
+check "pod-1-1 -> outside host: seen as node-1 (198.18.0.1)" answer_is "ext 198.18.0.1" "$(pns 1 1)" "$EXT_IP" 7000
+check "pod-2-2 -> outside host: seen as node-2 (198.18.0.2)" answer_is "ext 198.18.0.2" "$(pns 2 2)" "$EXT_IP" 7000
+check "pod-1-1 -> outside host: 4 MiB by sha256" tcp_big "$(pns 1 1)" "$EXT_NS" "$EXT_IP" 4
+
+echo "== never masqueraded: pod <-> pod, pod <-> node"
+check "pod-1-1 -> pod-1-2 (same node): peer is pod-1-1's IP" answer_is "pod-1-2 $(pod_ip 1 1)" "$(pns 1 1)" "$(pod_ip 1 2)" 7002
+check "pod-1-1 -> pod-2-1 (other node): peer is pod-1-1's IP" answer_is "pod-2-1 $(pod_ip 1 1)" "$(pns 1 1)" "$(pod_ip 2 1)" 7002
+check "pod-1-1 -> node-1 host network (own node): peer is pod-1-1's IP" answer_is "node-1 $(pod_ip 1 1)" "$(pns 1 1)" "$(node_ip 1)" 7001
+check "pod-1-1 -> node-2 host network (other node): peer is pod-1-1's IP" answer_is "node-2 $(pod_ip 1 1)" "$(pns 1 1)" "$(node_ip 2)" 7001
+check "pod-3-2 -> node-1 host network (other node): peer is pod-3-2's IP" answer_is "node-1 $(pod_ip 3 2)" "$(pns 3 2)" "$(node_ip 1)" 7001
+check "node-1 host network -> pod-1-2 (same node): peer is node-1" answer_is "pod-1-2 $(node_ip 1)" "$(nns 1)" "$(pod_ip 1 2)" 7002
+check "node-1 host network -> pod-2-1 (other node): peer is node-1" answer_is "pod-2-1 $(node_ip 1)" "$(nns 1)" "$(pod_ip 2 1)" 7002
+check "node-3 host network -> pod-2-1 (other node): peer is node-3" answer_is "pod-2-1 $(node_ip 3)" "$(nns 3)" "$(pod_ip 2 1)" 7002
+
+echo "== the masquerade rule is the agent's, once"
+check "node-1: one masquerade rule (nft table ip sluice)" test "$(masq_rules 1)" = 1
+check "node-1: every node's address is exempt" bash -c "ip netns exec $(nns 1) nft list set ip sluice nodes | tr -d ' \t\n' | grep -q 'elements={198.18.0.1,198.18.0.2,198.18.0.3}'"
+check "agent on node-1 restarted" bash "$CLUSTER" restart-agent 1
+check "node-1 after the restart: still one masquerade rule" test "$(masq_rules 1)" = 1
+check "... and pods still leave masqueraded" answer_is "ext 198.18.0.1" "$(pns 1 2)" "$EXT_IP" 7000
+
+echo "== NodePort (kube-proxy-style DNAT + masquerade, iptables-nft)"
+# Like kube-proxy: KUBE-NODEPORTS for local destinations, KUBE-MARK-MASQ, then DNAT to the
+# endpoint; KUBE-POSTROUTING masquerades what was marked.
+nodeport_rules() {
+  local ns=$1
+  ip netns exec "$ns" iptables -t nat -N SLT-NODEPORTS
+  ip netns exec "$ns" iptables -t nat -N SLT-POSTROUTING
+  ip netns exec "$ns" iptables -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j SLT-NODEPORTS
+  ip netns exec "$ns" iptables -t nat -A OUTPUT -m addrtype --dst-type LOCAL -j SLT-NODEPORTS
+  ip netns exec "$ns" iptables -t nat -A POSTROUTING -j SLT-POSTROUTING
+  ip netns exec "$ns" iptables -t nat -A SLT-POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE
+  local port ep
+  for port in 30081 30082; do
+    ep=$([[ $port == 30081 ]] && echo "$(pod_ip 1 2)" || echo "$(pod_ip 2 1)")
+    ip netns exec "$ns" iptables -t nat -A SLT-NODEPORTS -p tcp --dport "$port" -j MARK --set-xmark 0x4000/0x4000
+    ip netns exec "$ns" iptables -t nat -A SLT-NODEPORTS -p tcp --dport "$port" -j DNAT --to-destination "$ep:7002"
+  done
+}
+for i in 1 2 3; do nodeport_rules "$(nns "$i")"; done
+check "outside -> node-1:30081 -> pod-1-2 (same node; SNAT to node-1)" answer_is "pod-1-2 $(node_ip 1)" "$EXT_NS" "$(node_ip 1)" 30081
+check "outside -> node-1:30082 -> pod-2-1 (other node; SNAT to node-1)" answer_is "pod-2-1 $(node_ip 1)" "$EXT_NS" "$(node_ip 1)" 30082
+check "outside -> node-3:30081 -> pod-1-2 (other node)" answer_is "pod-1-2 $(node_ip 3)" "$EXT_NS" "$(node_ip 3)" 30081
+check "pod-3-1 -> node-3:30082 -> pod-2-1" answer_is "pod-2-1 $(node_ip 3)" "$(pns 3 1)" "$(node_ip 3)" 30082
+check "node-2 host network -> node-1:30081 -> pod-1-2" answer_is "pod-1-2 $(node_ip 1)" "$(nns 2)" "$(node_ip 1)" 30081
+
+echo "== hostPort (portmap chained after sluice)"
+hp=$(bash "$CLUSTER" add-pod 1 --host-port 8088:80)
+hp_name=${hp%%$'\t'*}
+hp_ip=${hp##*$'\t'}
+echo "  $hp_name ($hp_ip) maps node-1:8088 to its port 80" >&2
+hp_ns=$(pns 1 "${hp_name##*-}")
+serve "$hp_ns" 80 "$hp_name"
+# portmap 1.1.1 (Debian's) cannot CHECK an IPv4-only pod on iptables-nft: it looks for its DNAT
+# chain in ip6tables too, where it never made one. Every other plugin of the chain is checked,
+# with the chain's final result as prevResult.
+check "CNI CHECK of $hp_name through sluice and bandwidth (portmap's own CHECK skipped)" \
+  bash "$CLUSTER" check-pod "$hp_name" --skip portmap
+check "outside -> node-1:8088 -> $hp_name:80 (client address kept)" answer_is "$hp_name $EXT_IP" "$EXT_NS" "$(node_ip 1)" 8088
+check "node-2 host network -> node-1:8088 -> $hp_name" answer_is "$hp_name $(node_ip 2)" "$(nns 2)" "$(node_ip 1)" 8088
+check "pod-2-2 -> node-1:8088 -> $hp_name" answer_is "$hp_name $(pod_ip 2 2)" "$(pns 2 2)" "$(node_ip 1)" 8088
+check "CNI DEL of $hp_name through the chain" bash "$CLUSTER" del-pod "$hp_name"
+check "... its hostPort DNAT is gone" bash -c "! ip netns exec $(nns 1) iptables-save -t nat | grep -q -- '--to-destination $hp_ip:80'"
+
+echo "== bandwidth (chained after sluice): 10 Mbit/s each way"
+bw=$(bash "$CLUSTER" add-pod 2 --bandwidth 10M)
+bw_name=${bw%%$'\t'*}
+bw_ns=$(pns 2 "${bw_name##*-}")
+echo "  $bw_name (${bw##*$'\t'}) limited to 10 Mbit/s in and out" >&2
+check "CNI CHECK of $bw_name through the chain" bash "$CLUSTER" check-pod "$bw_name"
+# iperf3 <client-ns> <server-ns> <server-ip> [-R]: Mbit/s the receiver saw over 3 s.
+iperf() {
+  local port=$((5300 + RANDOM % 500)) out
+  ip netns exec "$2" timeout 30 iperf3 -s -1 -p "$port" >"$CROOT/iperf.$port" 2>&1 &
+  local s=$!
+  for _ in $(seq 100); do
+    ip netns exec "$2" ss -Hltn "sport = :$port" | grep -q . && break
+    sleep 0.05
+  done
+  out=$(ip netns exec "$1" timeout 20 iperf3 -c "$3" -p "$port" -t 3 -J "${@:4}" 2>&1)
+  wait "$s" 2>/dev/null || true
+  python3 -c 'import json,sys; print(int(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e6))' <<<"$out" 2>/dev/null ||
+    { echo "  iperf3 $*: $(grep -m1 '"error"' <<<"$out"); server: $(tail -n 3 "$CROOT/iperf.$port")" >&2; echo -1; }
+}
+free_up=$(iperf "$(pns 2 2)" "$(pns 1 1)" "$(pod_ip 1 1)")
+lim_up=$(iperf "$bw_ns" "$(pns 1 1)" "$(pod_ip 1 1)")
+lim_down=$(iperf "$bw_ns" "$(pns 1 1)" "$(pod_ip 1 1)" -R)
+lim_local=$(iperf "$bw_ns" "$(pns 2 1)" "$(pod_ip 2 1)" -R)
+echo "  unlimited pod: $free_up Mbit/s; limited pod: $lim_up up, $lim_down down (other node), $lim_local down (same node)" >&2
+check "unlimited pod -> other node: far above the limit ($free_up Mbit/s >= 100)" test "$free_up" -ge 100
+check "limited pod -> other node: well under 50 Mbit/s ($lim_up)" test "$lim_up" -ge 0 -a "$lim_up" -lt 50
+check "other node -> limited pod: well under 50 Mbit/s ($lim_down)" test "$lim_down" -ge 0 -a "$lim_down" -lt 50
+check "same node -> limited pod: well under 50 Mbit/s ($lim_local)" test "$lim_local" -ge 0 -a "$lim_local" -lt 50
+check "CNI DEL of $bw_name through the chain" bash "$CLUSTER" del-pod "$bw_name"
+check "... its ifb device is gone" bash -c "! ip -n $(nns 2) -o link show type ifb | grep -q ."
+
+echo "== MTU, 1500-byte underlay"
+check "pod MTU 1450 (conflist $(conflist_mtu 1), sluice_vxlan $(vxlan_mtu 1))" test "$(pod_mtu 1 1)" = 1450 -a "$(conflist_mtu 1)" = 1450 -a "$(vxlan_mtu 1)" = 1450
+check "TCP 16 MiB pod-1-1 -> pod-3-1 across nodes by sha256" tcp_big "$(pns 1 1)" "$(pns 3 1)" "$(pod_ip 3 1)" 16
+check "UDP 8000-byte datagram across nodes" udp_big "$(pns 1 1)" "$(pns 2 1)" "$(pod_ip 2 1)" 8000
+check "UDP 65000-byte datagram across nodes" udp_big "$(pns 2 2)" "$(pns 1 2)" "$(pod_ip 1 2)" 65000
+check "pod MTU forced to 1500: DF ping across nodes gets 'frag needed' (mtu 1450) and a PMTU entry" \
+  frag_needed 1 1 "$(pod_ip 2 1)" 1500 1450
+check "... and the pod reaches pod-2-1 again afterwards" ping_ok "$(pns 1 1)" "$(pod_ip 2 1)"
+
+echo "== sluice-agent uninstall (node-3)"
+uninstall3() {
+  ip netns exec "$(nns 3)" "$AGENT" uninstall --bpf-root "$(bpf_root 3)" --state-dir "$CROOT/n3/state" \
+    --cni-conf-dir "$CROOT/n3/net.d"
+}
+refused() { local out; out=$(uninstall3 2>&1) && return 1; grep -q "still running" <<<"$out"; }
+check "uninstall refuses while the agent runs" refused
+check "... and changed nothing" test -e "$CROOT/n3/net.d/10-sluice.conflist"
+pid=$(cat "$CROOT/n3/agent.pid")
+kill -TERM "$pid"
+for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+check "uninstall on node-3" uninstall3
+check "... conflist gone" test ! -e "$CROOT/n3/net.d/10-sluice.conflist"
+check "... nft table ip sluice gone" bash -c "! ip netns exec $(nns 3) nft list table ip sluice >/dev/null 2>&1"
+check "... sluice_vxlan gone" bash -c "! ip -n $(nns 3) link show sluice_vxlan >/dev/null 2>&1"
+check "... routes to the other nodes' pod CIDRs gone" bash -c "! ip -n $(nns 3) route show | grep -qE '10.244.[12].0/24'"
+check "... no pins left" bash -c "! ls $CROOT/n3/bpf/sluice 2>/dev/null | grep -q ."
+check "... and a second run is fine" uninstall3
+check "rp_filter is still strict on nodes 1 and 2" rp_filter_strict 1 2
+
+bash "$CLUSTER" down >/dev/null 2>&1
+
+# ---------------------------------------------------------------------------------------------
+echo "== MTU, 9000-byte underlay"
+e2e_up --nodes 2 --pods-per-node 1 --underlay-mtu 9000 --rp-filter strict
+check "pod MTU 8950 from the 9000 underlay (conflist $(conflist_mtu 1), sluice_vxlan $(vxlan_mtu 1))" \
+  test "$(pod_mtu 1 1)" = 8950 -a "$(pod_mtu 2 1)" = 8950 -a "$(conflist_mtu 1)" = 8950 -a "$(vxlan_mtu 1)" = 8950
+check "TCP 16 MiB pod-1-1 -> pod-2-1 across nodes by sha256" tcp_big "$(pns 1 1)" "$(pns 2 1)" "$(pod_ip 2 1)" 16
+check "TCP 16 MiB pod-2-1 -> outside host by sha256" tcp_big "$(pns 2 1)" "$EXT_NS" "$EXT_IP" 16
+check "UDP 8900-byte datagram across nodes" udp_big "$(pns 1 1)" "$(pns 2 1)" "$(pod_ip 2 1)" 8900
+check "UDP 65000-byte datagram across nodes" udp_big "$(pns 2 1)" "$(pns 1 1)" "$(pod_ip 1 1)" 65000
+check "pod MTU forced to 9000: DF ping across nodes gets 'frag needed' (mtu 8950) and a PMTU entry" \
+  frag_needed 1 1 "$(pod_ip 2 1)" 9000 8950
+check "... and the pod reaches pod-2-1 again afterwards" ping_ok "$(pns 1 1)" "$(pod_ip 2 1)"
+
+e2e_done
