@@ -30,7 +30,8 @@
 #
 # Environment: SLUICE_CLUSTER_PREFIX (default "slc") names every namespace and the state
 # directory /run/sluice-cluster/<prefix>, so parallel clusters (tests) never collide.
-# SLUICE_BUILD_DIR (default build) is where the binaries are. SLUICE_RP_FILTER: see up.
+# SLUICE_BUILD_DIR (default build) is where the binaries are. SLUICE_AGENT_ARGS: extra
+# sluice-agent flags, applied at up and restart-agent. SLUICE_RP_FILTER: see up.
 # Pods are plumbed by hack/cni-runtime.py, which runs the conflist's plugins in order like
 # libcni (prevResult, capabilities -> runtimeConfig, cached results for CHECK and DEL).
 set -euo pipefail
@@ -73,10 +74,11 @@ write_nodes_file() {
 }
 
 start_agent() {
-  local i=$1 ns dir
+  local i=$1 ns dir extra=()
   ns=$(node_ns "$i")
   dir=$(node_dir "$i")
-  local -a extra=()
+  # SLUICE_AGENT_ARGS: more agent flags (e.g. --nat-detect records), read at every (re)start.
+  read -r -a extra <<<"${SLUICE_AGENT_ARGS:-}"
   local chain
   chain=$(cluster_opt chain)
   [[ -n $chain ]] && extra+=(--chain "$chain")
