@@ -9,6 +9,8 @@ PACKAGES=(
   build-essential cmake pkg-config clang llvm bpftool libbpf-dev linux-libc-dev
   libnl-3-dev libnl-route-3-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libcurl4-openssl-dev libssl-dev libelf-dev zlib1g-dev
+  # fuzzing (hack/fuzz.sh: clang's libFuzzer and sanitizer runtimes)
+  libclang-rt-dev
   # tests, demo and benchmarks
   iproute2 iputils-ping iptables nftables tcpdump socat netcat-openbsd procps psmisc
   openssl python3 containernetworking-plugins iperf3 sockperf util-linux kmod

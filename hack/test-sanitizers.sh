@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Builds everything (plugin, agent, tests) with ASan+UBSan in a build directory of its own and
+# runs the unit, datapath, Kubernetes-client, integration and e2e suites with it: the
+# integration tests exec this build's plugin and agent, hack/cluster.sh runs them for e2e.
+# Any sanitizer report fails the run, including one from a process whose exit status a test
+# does not look at (a plugin expected to fail, an agent stopped at teardown): reports go to
+# <build-dir>/sanitizer-reports/ (compiled into the plugin and agent, whose runtimes strip
+# the environment, and set below for everything else) and are printed at the end.
+# Usage: sudo hack/test-sanitizers.sh [extra ctest args, e.g. -L unit]
+#   SLUICE_ASAN_BUILD_DIR (default build-asan), SLUICE_SANITIZE (default address,undefined)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ $EUID -ne 0 ]]; then
+  echo "test-sanitizers.sh: the datapath and network-namespace tests need root" >&2
+  exit 1
+fi
+
+BUILD_DIR=${SLUICE_ASAN_BUILD_DIR:-build-asan}
+SANITIZE=${SLUICE_SANITIZE:-address,undefined}
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON \
+  -DSLUICE_SANITIZE="$SANITIZE" >/dev/null
+cmake --build "$BUILD_DIR" -j"$(nproc)"
+
+REPORTS=$(cd "$BUILD_DIR" && pwd)/sanitizer-reports
+rm -rf "$REPORTS"
+mkdir -p "$REPORTS"
+# halt_on_error: the first report ends the process; exitcode 23 tells it from ordinary
+# failures in a test's output. Leak checking is on everywhere (ASan's default on Linux).
+export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0:exitcode=23:log_path=$REPORTS/asan"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=23:log_path=$REPORTS/ubsan"
+export LSAN_OPTIONS="exitcode=23"
+
+labels=(-L 'unit|bpf|k8s|integration|e2e')
+(($#)) && labels=()
+status=0
+ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 "${labels[@]}" "$@" || status=$?
+
+shopt -s nullglob
+reports=("$REPORTS"/*)
+if ((${#reports[@]})); then
+  echo "test-sanitizers: ${#reports[@]} sanitizer report(s):" >&2
+  for r in "${reports[@]}"; do
+    echo "=== $r" >&2
+    head -80 "$r" >&2
+  done
+  status=1
+fi
+if ((status)); then
+  echo "test-sanitizers: FAILED" >&2
+  exit "$status"
+fi
+echo "test-sanitizers: every suite passed with ${SANITIZE}, no sanitizer report"
