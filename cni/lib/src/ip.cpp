@@ -22,6 +22,8 @@ IpAddr IpAddr::v4(uint32_t hostOrder) {
 }
 
 std::optional<IpAddr> IpAddr::parse(std::string_view s) {
+  // inet_pton reads a C string: "10.0.0.1\0junk" (a JSON "\u0000") must not pass for 10.0.0.1.
+  if (s.find('\0') != std::string_view::npos) return std::nullopt;
   std::string str(s);
   IpAddr a;
   if (inet_pton(AF_INET, str.c_str(), a.b_.data()) == 1) {
