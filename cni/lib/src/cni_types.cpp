@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "sluice/cni/types.h"
 
+#include <climits>
+
 #include "sluice/cni/version.h"
 
 namespace sluice::cni {
@@ -34,6 +36,14 @@ Result<std::vector<std::string>> getStringList(const json& obj, const char* key,
     out.push_back(e.get<std::string>());
   }
   return out;
+}
+
+// An integer an int holds: get<int>() would silently wrap 4294967296 to 0.
+bool fitsInt(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= static_cast<uint64_t>(INT_MAX);
+  if (!v.is_number_integer()) return false;
+  const int64_t n = v.get<int64_t>();
+  return n >= INT_MIN && n <= INT_MAX;
 }
 
 Result<const json*> getArray(const json& obj, const char* key, const std::string& where) {
@@ -119,7 +129,7 @@ Result<CniResult> resultFromJson(const nlohmann::json& j, const std::string& whe
       SL_ASSIGN_OR_RETURN(itf.mac, getString(e, "mac", w, false));
       SL_ASSIGN_OR_RETURN(itf.sandbox, getString(e, "sandbox", w, false));
       if (auto m = e.find("mtu"); m != e.end() && !m->is_null()) {
-        if (!m->is_number_integer()) return fieldError(w + ".mtu", "must be an integer");
+        if (!fitsInt(*m)) return fieldError(w + ".mtu", "must be an integer within the range of int");
         itf.mtu = m->get<int>();
       }
       r.interfaces.push_back(std::move(itf));
@@ -144,7 +154,7 @@ Result<CniResult> resultFromJson(const nlohmann::json& j, const std::string& whe
         ip.gateway = *g;
       }
       if (auto it = e.find("interface"); it != e.end() && !it->is_null()) {
-        if (!it->is_number_integer() || it->get<int64_t>() < 0)
+        if (!fitsInt(*it) || it->get<int64_t>() < 0)
           return fieldError(w + ".interface", "must be a non-negative integer");
         ip.interface = it->get<int>();
         if (*ip.interface >= static_cast<int>(r.interfaces.size()))
@@ -182,11 +192,18 @@ Result<CniResult> resultFromJson(const nlohmann::json& j, const std::string& whe
   return r;
 }
 
+// Error messages quote what was received (CNI_ARGS, container IDs, interface names), which
+// need not be UTF-8; the error document must still serialise (nlohmann's dump() throws on
+// invalid UTF-8), so invalid sequences become U+FFFD.
+static std::string validUtf8(const std::string& s) {
+  return json::parse(json(s).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+}
+
 nlohmann::json errorToJson(const Error& e, std::string_view version) {
-  return json{{"cniVersion", std::string(version)},
+  return json{{"cniVersion", validUtf8(std::string(version))},
               {"code", static_cast<uint32_t>(e.code())},
-              {"msg", e.message()},
-              {"details", e.detailText()}};
+              {"msg", validUtf8(e.message())},
+              {"details", validUtf8(e.detailText())}};
 }
 
 std::optional<Error> errorFromJson(std::string_view text) {
