@@ -2,6 +2,7 @@
 #include "sluice/cni/env.h"
 
 #include <cctype>
+#include <cstdint>
 
 namespace sluice::cni {
 namespace {
@@ -14,6 +15,44 @@ Result<bool> parseBool(std::string_view key, std::string_view v) {
   if (lower == "1" || lower == "true") return true;
   if (lower == "0" || lower == "false") return false;
   return envError("CNI_ARGS: " + std::string(key) + "=" + std::string(v) + " is not a boolean");
+}
+
+// RFC 3629 UTF-8 (no overlong forms, surrogates or code points past U+10FFFF). What the
+// plugin takes from the environment ends up in JSON (the CNI result, the endpoint record),
+// and JSON cannot carry anything else: such input is refused before anything is created.
+bool isUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1fu;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0fu;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07u;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= n) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = cp << 6 | (cc & 0x3fu);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
 }
 
 }  // namespace
@@ -80,6 +119,7 @@ Status validateIfname(std::string_view name) {
   for (char c : name)
     if (c == '/' || c == ':' || std::isspace(static_cast<unsigned char>(c)) || c == '\0')
       return envError("CNI_IFNAME \"" + std::string(name) + "\" has invalid characters");
+  if (!isUtf8(name)) return envError("CNI_IFNAME \"" + std::string(name) + "\" is not valid UTF-8");
   return okStatus();
 }
 
@@ -114,6 +154,8 @@ Result<CniEnv> parseCniEnv(const std::function<const char*(const char*)>& getenv
     SL_TRY(validateIfname(env.ifname));
     if (env.command != Command::kDel && env.netns.empty())
       return envError(std::string("CNI_NETNS is not set (required for ") + cmd + ")");
+    if (!isUtf8(env.netns)) return envError("CNI_NETNS \"" + env.netns + "\" is not valid UTF-8");
+    if (!isUtf8(env.rawArgs)) return envError("CNI_ARGS \"" + env.rawArgs + "\" is not valid UTF-8");
     SL_ASSIGN_OR_RETURN(env.args, parseCniArgs(env.rawArgs));
   }
   return env;
