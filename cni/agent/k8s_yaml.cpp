@@ -13,6 +13,10 @@ namespace {
 
 using nlohmann::json;
 
+// Deeper nesting is refused: the parsers recurse, and a hostile or corrupt file must get an
+// error, not a stack overflow. Kubeconfigs nest about five levels.
+constexpr int kMaxDepth = 64;
+
 struct Line {
   int indent = 0;          // leading spaces
   std::string_view text;   // after the indentation, without a trailing '\r'
@@ -168,6 +172,18 @@ std::string_view plainText(std::string_view s) {
   return trimRight(trimLeft(s));
 }
 
+struct DepthGuard {
+  explicit DepthGuard(int& d) : d_(d) { ++d_; }
+  ~DepthGuard() { --d_; }
+  DepthGuard(const DepthGuard&) = delete;
+  DepthGuard& operator=(const DepthGuard&) = delete;
+  int& d_;
+};
+
+Error tooDeep(int lineNo) {
+  return yamlError(lineNo, "nested more than " + std::to_string(kMaxDepth) + " levels deep");
+}
+
 // One-line flow collections: [a, "b", {c: d}] and {k: v, k2: [x]}.
 class FlowParser {
  public:
@@ -202,6 +218,8 @@ class FlowParser {
   }
 
   Result<json> parseSeq() {
+    DepthGuard guard(depth_);
+    if (depth_ > kMaxDepth) return tooDeep(lineNo_);
     ++i_;
     json arr = json::array();
     skipSpaces();
@@ -227,6 +245,8 @@ class FlowParser {
   }
 
   Result<json> parseMap() {
+    DepthGuard guard(depth_);
+    if (depth_ > kMaxDepth) return tooDeep(lineNo_);
     ++i_;
     json obj = json::object();
     skipSpaces();
@@ -270,6 +290,7 @@ class FlowParser {
   std::string_view s_;
   int lineNo_;
   size_t i_ = 0;
+  int depth_ = 0;
 };
 
 class BlockParser {
@@ -342,6 +363,8 @@ class BlockParser {
 
   // The current line is significant and sits at `indent`.
   Result<json> parseBlock(int indent) {
+    DepthGuard guard(depth_);
+    if (depth_ > kMaxDepth) return tooDeep(lineNo());
     const Line& l = lines_[pos_];
     if (isSeqItem(l.text)) return parseSeq(indent);
     SL_ASSIGN_OR_RETURN(auto key, splitKey(l.text));
@@ -537,6 +560,7 @@ class BlockParser {
   std::vector<Line> lines_;
   size_t pos_ = 0;
   int tabIndentLine_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace
