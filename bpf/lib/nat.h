@@ -19,6 +19,13 @@
 #include "lib/maps.bpf.h"
 #include "lib/parse.h"
 
+#ifdef SL_TEST_NO_CT_KFUNC
+/* Tests only (tests/bpf builds pod_noct with it): names no kernel exports stand in for a kernel
+ * without the kfunc, to prove the object still loads and falls back to flow records. */
+#define bpf_skb_ct_lookup sl_test_absent_ct_lookup
+#define bpf_ct_release sl_test_absent_ct_release
+#endif
+
 extern struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb_ctx, struct bpf_sock_tuple *bpf_tuple,
 					 __u32 tuple__sz, struct bpf_ct_opts *opts, __u32 opts__sz) __ksym __weak;
 extern void bpf_ct_release(struct nf_conn *ct) __ksym __weak;

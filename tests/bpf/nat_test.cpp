@@ -4,6 +4,7 @@
 // kfunc (against real conntrack entries made by real packets through an nftables DNAT rule
 // in the test's own network namespace).
 #include <arpa/inet.h>
+#include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <cstring>
 
 #include "fixture.h"
+#include "pod_noct.skel.h"
 #include "sluice/fd.h"
 
 namespace sluice::test {
@@ -418,6 +420,68 @@ TEST_F(ConntrackNatTest, RecordsModeAndOffModeDoNotAskConntrack) {
   expectOnlyCounter(SL_CNT_REDIRECT_LOCAL);
   setNatFlags(0);
   expectTranslatedToStack(fromPodB(in), in, "back to auto: conntrack");
+}
+
+// --- a kernel without the kfunc ----------------------------------------------------------------
+
+// pod.bpf.c built with SL_TEST_NO_CT_KFUNC asks for kfuncs no kernel has, as a kernel without
+// nf_conntrack's would: it must load all the same, and the default (auto) NAT detection must be
+// flow records.
+TEST(NoConntrackKfuncTest, TheObjectLoadsAndFallsBackToFlowRecords) {
+  VethPair veth("sltnoca", "sltnocb");
+  struct Destroy {
+    void operator()(pod_noct* s) const { pod_noct::destroy(s); }
+  };
+  std::unique_ptr<pod_noct, Destroy> skel(pod_noct::open());
+  ASSERT_TRUE(skel) << std::strerror(errno);
+  bpf_map* m = nullptr;
+  bpf_object__for_each_map(m, skel->obj) ASSERT_EQ(bpf_map__set_pin_path(m, nullptr), 0);
+  ASSERT_EQ(pod_noct::load(skel.get()), 0) << "an absent weak kfunc behind bpf_ksym_exists() must not stop the load";
+
+  auto ifaces = bpf::IfaceMap::fromFd(bpf_map__fd(skel->maps.sl_ifaces));
+  auto endpoints = bpf::EndpointMap::fromFd(bpf_map__fd(skel->maps.sl_endpoints));
+  auto config = bpf::ConfigMap::fromFd(bpf_map__fd(skel->maps.sl_config));
+  auto flows = bpf::StackFlowMap::fromFd(bpf_map__fd(skel->maps.sl_stack_flows));
+  auto metrics = bpf::MetricsMap::fromFd(bpf_map__fd(skel->maps.sl_metrics));
+  ASSERT_TRUE(ifaces.ok() && endpoints.ok() && config.ok() && flows.ok() && metrics.ok());
+  sl_iface b{};
+  b.flags = SL_IFACE_F_HAS_V4;
+  b.ip4 = ip4Net("10.244.1.3");
+  ASSERT_TRUE(ifaces->update(static_cast<uint32_t>(veth.b()), b).ok());
+  sl_endpoint a{};
+  a.ifindex = static_cast<uint32_t>(veth.a());
+  std::memcpy(a.pod_mac, kPodAMac.data(), 6);
+  std::memcpy(a.host_mac, kHostAMac.data(), 6);
+  ASSERT_TRUE(endpoints->update(epKey("10.244.1.2"), a).ok());
+  sl_config c{};
+  c.layout_version = SL_LAYOUT_VERSION;  // flags 0: auto
+  ASSERT_TRUE(config->update(0, c).ok());
+
+  const int fromPod = bpf_program__fd(skel->progs.sl_from_pod);
+  const int toPod = bpf_program__fd(skel->progs.sl_to_pod);
+  Ip4Spec toB;  // the stack delivers A:40000 -> B:5000 through B's veth
+  toB.src = "10.244.1.2";
+  toB.dst = "10.244.1.3";
+  EXPECT_EQ(runProg(toPod, ip4Frame(kPodBMac, kHostBMac, toB), veth.b()).retval, TC_ACT_OK);
+  auto rec = flows->entries();
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->size(), 1u) << "auto without the kfunc records flows";
+
+  Ip4Spec rep;
+  rep.src = "10.244.1.3";
+  rep.dst = "10.244.1.2";
+  rep.sport = 5000;
+  rep.dport = 40000;
+  auto before = metrics->read();
+  ASSERT_TRUE(before.ok());
+  auto r = runProg(fromPod, ip4Frame(kHostBMac, kPodBMac, rep), veth.b());
+  EXPECT_EQ(r.retval, TC_ACT_OK) << "the reply of the recorded flow goes to the stack";
+  rep.dport = 40001;
+  EXPECT_EQ(runProg(fromPod, ip4Frame(kHostBMac, kPodBMac, rep), veth.b()).retval, TC_ACT_REDIRECT);
+  auto after = metrics->read();
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ((*after)[SL_CNT_TO_STACK_NAT].packets - (*before)[SL_CNT_TO_STACK_NAT].packets, 1u);
+  EXPECT_EQ((*after)[SL_CNT_REDIRECT_LOCAL].packets - (*before)[SL_CNT_REDIRECT_LOCAL].packets, 1u);
 }
 
 }  // namespace

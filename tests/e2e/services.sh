@@ -431,6 +431,13 @@ services_break() {  # services_break <label>
 # the host's own connections get as far as kube-proxy's OUTPUT DNAT.
 for i in 1 2; do ip -n "$(nns "$i")" route add 10.96.0.0/12 via 198.18.0.254; done
 
+bad_nat_flag() {
+  local out rc=0
+  out=$("$AGENT" --nat-detect bogus status 2>&1) || rc=$?
+  [[ $rc -eq 2 && $out == *"--nat-detect: expected auto, conntrack, records or off"* ]]
+}
+check "sluice-agent refuses an unknown --nat-detect with a clear error" bad_nat_flag
+
 echo "== kube-proxy iptables mode, NAT detection by conntrack (agent default)" >&2
 check "iptables-nft rules programmed on both nodes" program_iptables
 check "both nodes detect NAT by conntrack (the kfunc) by default" both_nodes_detect conntrack
