@@ -93,8 +93,11 @@ int sl_to_overlay(struct __sk_buff *skb)
 	struct sl_pkt p;
 	int err;
 
-	/* redirected by from_pod: the key is already there */
-	if (bpf_skb_get_tunnel_key(skb, &tk, sizeof(tk), 0) == 0 && tk.remote_ipv4)
+	/* Redirected by from_pod: the key is already there. (Read back, a transmit key has its
+	 * destination in local_ipv4 and remote_ipv4 zero: the helper reports the receive view, so
+	 * success alone is the test. Decapsulated packets the stack forwards lose their tunnel
+	 * metadata to the route, so nothing else arrives here with a key.) */
+	if (bpf_skb_get_tunnel_key(skb, &tk, sizeof(tk), 0) == 0)
 		return TC_ACT_OK;
 
 	err = sl_parse(skb, &p);
