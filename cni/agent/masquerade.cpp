@@ -10,6 +10,7 @@
 #include <array>
 #include <cstring>
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "sluice/fd.h"
@@ -85,16 +86,44 @@ Result<std::pair<int, std::string>> runTool(const std::vector<std::string>& argv
   return r;
 }
 
-}  // namespace
-
-std::string masqueradeRuleset(const net::Cidr& clusterCidr, const std::string& overlayDev,
-                              const std::vector<net::IpAddr>& nodeIps) {
-  const std::string c = clusterCidr.network().str();
+// The IPv4 node addresses, sorted and unique, as nft prints them.
+std::vector<std::string> nodeAddresses(const std::vector<net::IpAddr>& nodeIps) {
   std::vector<std::string> nodes;
   for (const auto& ip : nodeIps)
     if (ip.isV4()) nodes.push_back(ip.str());
   std::sort(nodes.begin(), nodes.end());
   nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+  return nodes;
+}
+
+// Whether table ip sluice still holds exactly one masquerade rule and the wanted node set.
+// Read-only (`nft -j list`): no transaction, so other ruleset users (iptables-nft, kube-proxy)
+// never see the generation change a rewrite would cause.
+bool masqueradeIntact(const std::vector<std::string>& nodes) {
+  auto r = runTool({"nft", "-j", "list", "table", "ip", "sluice"}, "");
+  if (!r.ok() || r->first != 0) return false;
+  auto doc = nlohmann::json::parse(r->second, nullptr, false);
+  if (doc.is_discarded() || !doc.contains("nftables") || !doc["nftables"].is_array()) return false;
+  int rules = 0;
+  std::vector<std::string> have;
+  for (const auto& o : doc["nftables"]) {
+    if (o.contains("set") && o["set"].value("name", "") == "nodes" && o["set"].contains("elem"))
+      for (const auto& e : o["set"]["elem"])
+        if (e.is_string()) have.push_back(e.get<std::string>());
+    if (o.contains("rule") && o["rule"].contains("expr"))
+      for (const auto& e : o["rule"]["expr"])
+        if (e.is_object() && e.contains("masquerade")) ++rules;
+  }
+  std::sort(have.begin(), have.end());
+  return rules == 1 && have == nodes;
+}
+
+}  // namespace
+
+std::string masqueradeRuleset(const net::Cidr& clusterCidr, const std::string& overlayDev,
+                              const std::vector<net::IpAddr>& nodeIps) {
+  const std::string c = clusterCidr.network().str();
+  const std::vector<std::string> nodes = nodeAddresses(nodeIps);
   std::string elements;
   for (const auto& n : nodes) elements += (elements.empty() ? "" : ", ") + n;
   // "table; delete table; table {...}" in one file is one transaction: the old rules are
@@ -142,7 +171,12 @@ Status Masquerade::ensure(const net::Cidr& clusterCidr, const std::string& overl
                           std::vector<net::IpAddr> nodeIps) {
   const std::string want = masqueradeRuleset(clusterCidr, overlayDev, nodeIps);
   const auto now = std::chrono::steady_clock::now();
-  if (want == applied_ && now - appliedAt_ < refresh_) return okStatus();
+  if (want == applied_) {
+    if (now - checkedAt_ < refresh_) return okStatus();
+    checkedAt_ = now;
+    if (masqueradeIntact(nodeAddresses(nodeIps))) return okStatus();
+    spdlog::warn("nft table ip {} was changed or removed under us: putting it back", kNftTable);
+  }
   auto st = applyMasquerade(clusterCidr, overlayDev, nodeIps);
   if (!st.ok()) {
     if (st.error().code() != CniCode::kPluginNotAvailable) return st;
@@ -158,7 +192,7 @@ Status Masquerade::ensure(const net::Cidr& clusterCidr, const std::string& overl
         "exempt)",
         clusterCidr.str(), kNftTable, nodeIps.size());
   applied_ = want;
-  appliedAt_ = now;
+  checkedAt_ = now;
   return okStatus();
 }
 

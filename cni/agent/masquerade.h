@@ -32,11 +32,12 @@ Status applyMasquerade(const net::Cidr& clusterCidr, const std::string& overlayD
 // Deletes table ip sluice; already gone is success (uninstall).
 Status removeMasquerade();
 
-// Keeps the ruleset applied: re-applies when what is wanted changed, and every `refresh` so
-// that a flushed ruleset (iptables-restore, an operator) heals without a restart.
+// Keeps the ruleset applied: re-applies when what is wanted changed, and, checking read-only
+// every `refresh`, when the table was flushed or altered (iptables-restore, an operator), so it
+// heals without a restart. An unchanged, intact table is never rewritten.
 class Masquerade {
  public:
-  explicit Masquerade(std::chrono::seconds refresh = std::chrono::seconds(30))
+  explicit Masquerade(std::chrono::seconds refresh = std::chrono::seconds(10))
       : refresh_(refresh) {}
   Status ensure(const net::Cidr& clusterCidr, const std::string& overlayDev,
                 std::vector<net::IpAddr> nodeIps);
@@ -44,7 +45,7 @@ class Masquerade {
  private:
   std::chrono::seconds refresh_;
   std::string applied_;  // the ruleset last applied successfully
-  std::chrono::steady_clock::time_point appliedAt_{};
+  std::chrono::steady_clock::time_point checkedAt_{};  // last applied or found intact
   bool warnedMissingNft_ = false;
 };
 

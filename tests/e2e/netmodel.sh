@@ -201,6 +201,9 @@ check "node-1: every node's address is exempt" bash -c "ip netns exec $(nns 1) n
 check "agent on node-1 restarted" bash "$CLUSTER" restart-agent 1
 check "node-1 after the restart: still one masquerade rule" test "$(masq_rules 1)" = 1
 check "... and pods still leave masqueraded" answer_is "ext 198.18.0.1" "$(pns 1 2)" "$EXT_IP" 7000
+ip netns exec "$(nns 2)" nft delete table ip sluice
+one_masq_rule() { [[ $(masq_rules 2) == 1 ]]; }
+check "node-2: a deleted masquerade table is put back by the running agent" within 20000 one_masq_rule
 
 echo "== NodePort (kube-proxy-style DNAT + masquerade, iptables-nft)"
 # Like kube-proxy: KUBE-NODEPORTS for local destinations, KUBE-MARK-MASQ, then DNAT to the
