@@ -69,8 +69,8 @@ Plan planFor(const std::vector<NodeInfo>& nodes, const std::string& self) {
 }
 
 bool isNodeAddressRoute(const sl_route_key& key, const sl_route& value) {
-  return key.family == SL_AF_INET && key.prefixlen == SL_ROUTE_KEY_FAMILY_BITS + 32 && value.node_ip4 != 0 &&
-         key.addr[0] == value.node_ip4;
+  return key.family == SL_AF_INET && key.prefixlen == SL_ROUTE_KEY_FAMILY_BITS + 32 &&
+         value.node_ip4 != 0 && key.addr[0] == value.node_ip4;
 }
 
 sl_route_key routeKey(const net::Cidr& cidr) {

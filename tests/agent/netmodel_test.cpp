@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent's side of the network model: --chain and uninstall on the command line, chained
+// plugins in the conflist, the masquerade ruleset's node exemption, node-address routes.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "conflist.h"
+#include "flags.h"
+#include "masquerade.h"
+#include "reconcile.h"
+
+namespace sluice::agent {
+namespace {
+
+using nlohmann::json;
+
+net::Cidr cidr(const char* s) { return *net::Cidr::parse(s); }
+net::IpAddr ip(const char* s) { return *net::IpAddr::parse(s); }
+
+TEST(AgentFlags, ChainListsPluginsInOrder) {
+  auto o = parseArgs({"--node-name", "n1", "--chain", "portmap,bandwidth"}, nullptr);
+  ASSERT_TRUE(o.ok()) << o.error().message();
+  EXPECT_EQ(o->chain, (std::vector<std::string>{"portmap", "bandwidth"}));
+  auto none = parseArgs({"--node-name", "n1"}, nullptr);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->chain.empty());
+}
+
+TEST(AgentFlags, BadChainsAreRefusedByName) {
+  for (const char* bad :
+       {"portmap,,bandwidth", "portmap,portmap", "sluice", "../x", "Portmap", ","}) {
+    auto o = parseArgs({"--node-name", "n1", "--chain", bad}, nullptr);
+    ASSERT_FALSE(o.ok()) << bad;
+    EXPECT_NE(o.error().message().find("--chain"), std::string::npos) << o.error().message();
+  }
+}
+
+TEST(AgentFlags, UninstallIsASubcommandWithoutNodeName) {
+  auto o = parseArgs({"uninstall", "--bpf-root", "/run/x/bpf", "--cni-conf-dir", "/run/x/net.d"},
+                     nullptr);
+  ASSERT_TRUE(o.ok()) << o.error().message();
+  EXPECT_EQ(o->command, Command::kUninstall);
+  EXPECT_EQ(o->cniConfDir, "/run/x/net.d");
+  EXPECT_FALSE(parseArgs({"uninstall", "status"}, nullptr).ok()) << "one subcommand at a time";
+}
+
+TEST(Conflist, ChainedPluginsFollowSluiceWithTheirCapabilities) {
+  ConflistParams p;
+  p.podCidr = cidr("10.244.1.0/24");
+  p.mtu = 1450;
+  p.bpfRoot = "/sys/fs/bpf/sluice";
+  p.stateDir = "/var/lib/sluice";
+  p.logLevel = "info";
+  json plain = json::parse(renderConflist(p));
+  ASSERT_EQ(plain["plugins"].size(), 1u);
+  EXPECT_FALSE(plain["plugins"][0].contains("capabilities"));
+
+  p.chain = {"portmap", "bandwidth", "tuning"};
+  json c = json::parse(renderConflist(p));
+  ASSERT_EQ(c["plugins"].size(), 4u);
+  EXPECT_EQ(c["plugins"][0]["type"], "sluice");
+  EXPECT_EQ(c["plugins"][0]["capabilities"], json({{"bandwidth", true}}))
+      << "sluice takes the limits too, to make room for bandwidth's qdiscs";
+  EXPECT_EQ(c["plugins"][1],
+            json({{"type", "portmap"}, {"capabilities", {{"portMappings", true}}}}));
+  EXPECT_EQ(c["plugins"][2],
+            json({{"type", "bandwidth"}, {"capabilities", {{"bandwidth", true}}}}));
+  EXPECT_EQ(c["plugins"][3], json({{"type", "tuning"}}));
+}
+
+TEST(Masquerade, EveryNodeAddressIsExemptAndTheTableIsReplacedInOneGo) {
+  std::string r =
+      masqueradeRuleset(cidr("10.244.0.0/16"), "sluice_vxlan",
+                        {ip("198.18.0.2"), ip("198.18.0.1"), ip("198.18.0.2"), ip("fd00::1")});
+  // declare, delete, recreate: one transaction, never two rules, never none
+  EXPECT_EQ(r.rfind("table ip sluice\ndelete table ip sluice\ntable ip sluice {", 0), 0u) << r;
+  EXPECT_NE(r.find("elements = { 198.18.0.1, 198.18.0.2 }"), std::string::npos) << r;
+  EXPECT_NE(r.find("ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 ip daddr != @nodes oifname != "
+                   "\"sluice_vxlan\" masquerade"),
+            std::string::npos)
+      << r;
+  std::string noNodes = masqueradeRuleset(cidr("10.244.0.0/16"), "", {});
+  EXPECT_EQ(noNodes.find("elements"), std::string::npos) << "an empty set has no elements line";
+  EXPECT_EQ(noNodes.find("oifname"), std::string::npos) << "native mode has no overlay device";
+}
+
+std::vector<NodeInfo> threeNodes() {
+  return {{"node-1", ip("198.18.0.1"), {cidr("10.244.1.0/24")}},
+          {"node-2", ip("198.18.0.2"), {cidr("10.244.2.0/24")}},
+          {"node-3", ip("198.18.0.3"), {cidr("10.244.3.0/24")}}};
+}
+
+TEST(Plan, OtherNodesGetAddressRoutesButNoKernelRoutes) {
+  Plan plan = planFor(threeNodes(), "node-1");
+  std::vector<std::string> nodeRoutes, podRoutes;
+  for (const auto& r : plan.remote)
+    (r.nodeAddress ? nodeRoutes : podRoutes).push_back(r.podCidr.str());
+  EXPECT_EQ(podRoutes, (std::vector<std::string>{"10.244.2.0/24", "10.244.3.0/24"}));
+  EXPECT_EQ(nodeRoutes, (std::vector<std::string>{"198.18.0.2/32", "198.18.0.3/32"}))
+      << "not this node's own";
+  EXPECT_EQ(plan.nodeIps.size(), 3u) << "the masquerade exemption includes this node";
+
+  KernelRouteOptions ko;
+  ko.overlayIfindex = 7;
+  ko.nodeIp = ip("198.18.0.1");
+  for (const auto& k : kernelRoutesFor(plan.remote, ko))
+    EXPECT_NE(k.dst.prefix(), 32) << k.dst.str() << ": nodes stay on the underlay for the stack";
+  EXPECT_EQ(kernelRoutesFor(plan.remote, ko).size(), 2u);
+
+  for (const auto& r : plan.remote)
+    EXPECT_EQ(isNodeAddressRoute(routeKey(r.podCidr), routeValue(r.nodeIp)), r.nodeAddress)
+        << r.podCidr.str();
+}
+
+TEST(Plan, ANodeAddressInsideAPodCidrGetsNoRoute) {
+  auto nodes = threeNodes();
+  nodes[2].internalIP = ip("10.244.2.77");  // inside node-2's pod CIDR
+  Plan plan = planFor(nodes, "node-1");
+  for (const auto& r : plan.remote) EXPECT_NE(r.podCidr.str(), "10.244.2.77/32");
+  ASSERT_FALSE(plan.problems.empty());
+  EXPECT_NE(plan.problems.back().find("10.244.2.77"), std::string::npos) << plan.problems.back();
+}
+
+}  // namespace
+}  // namespace sluice::agent
