@@ -279,6 +279,16 @@ check "unlimited pod -> other node: far above the limit ($free_up Mbit/s >= 100)
 check "limited pod -> other node: well under 50 Mbit/s ($lim_up)" test "$lim_up" -ge 0 -a "$lim_up" -lt 50
 check "other node -> limited pod: well under 50 Mbit/s ($lim_down)" test "$lim_down" -ge 0 -a "$lim_down" -lt 50
 check "same node -> limited pod: well under 50 Mbit/s ($lim_local)" test "$lim_local" -ge 0 -a "$lim_local" -lt 50
+# An agent restart loads the programs afresh and swaps them on every veth: on the limited pod's
+# they are TCX attachments, swapped in place (CHECK compares them with the new pins), and no
+# clsact qdisc may appear there (it would take bandwidth's ingress slot).
+bw_veth=$(host_veth 2 "${bw_name##*-}")
+check "agent on node-2 restarted with $bw_name plumbed" bash "$CLUSTER" restart-agent 2
+check "... CHECK through the chain: its TCX programs are the newly pinned ones" bash "$CLUSTER" check-pod "$bw_name"
+check "... no clsact on its veth, bandwidth's qdiscs still there" bash -c \
+  "q=\$(tc -n $(nns 2) qdisc show dev $bw_veth); ! grep -q clsact <<<\"\$q\" && grep -q tbf <<<\"\$q\" && grep -q ingress <<<\"\$q\""
+lim_after=$(iperf "$bw_ns" "$(pns 1 1)" "$(pod_ip 1 1)" -R)
+check "... and the limit still holds ($lim_after Mbit/s)" test "$lim_after" -ge 0 -a "$lim_after" -lt 50
 check "CNI DEL of $bw_name through the chain" bash "$CLUSTER" del-pod "$bw_name"
 check "... its ifb device is gone" bash -c "! ip -n $(nns 2) -o link show type ifb | grep -q ."
 
