@@ -256,10 +256,16 @@ HttpResponse Agent::handleHttp(const std::string& method, const std::string& pat
     MetricsSnapshot m;
     const auto& maps = dp_->maps();
     if (auto c = maps.metrics.read(); c.ok()) m.counters = std::move(c).value();
-    if (auto e = maps.endpoints.entries(); e.ok()) m.endpoints = static_cast<int64_t>(e->size());
-    if (auto r = maps.routes.entries(); r.ok())  // pod CIDRs; node-address routes not counted
+    if (auto e = maps.endpoints.entries(); e.ok()) {
+      m.endpoints = static_cast<int64_t>(e->size());
+      m.mapEntries.emplace_back("sl_endpoints", m.endpoints);
+    }
+    if (auto i = maps.ifaces.entries(); i.ok()) m.mapEntries.emplace_back("sl_ifaces", static_cast<int64_t>(i->size()));
+    if (auto r = maps.routes.entries(); r.ok()) {  // pod CIDRs; node-address routes not counted
       m.routes = std::count_if(r->begin(), r->end(),
                                [](const auto& e) { return !isNodeAddressRoute(e.first, e.second); });
+      m.mapEntries.emplace_back("sl_routes", static_cast<int64_t>(r->size()));
+    }
     m.nodes = nodeCount_;
     m.reconcileErrors = reconcileErrors_;
     m.gcRemoved = gcRemoved_;

@@ -8,6 +8,13 @@
 namespace sluice::agent {
 namespace {
 
+int64_t mapCapacity(const std::string& name) {
+  if (name == "sl_endpoints") return SL_MAX_ENDPOINTS;
+  if (name == "sl_ifaces") return SL_MAX_IFACES;
+  if (name == "sl_routes") return SL_MAX_ROUTES;
+  return -1;
+}
+
 void header(std::ostringstream& o, const char* name, const char* type, const char* help) {
   o << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
 }
@@ -56,6 +63,16 @@ std::string renderMetrics(const MetricsSnapshot& m) {
   }
   header(o, "sluice_endpoints", "gauge", "Pod endpoints in sl_endpoints.");
   if (m.endpoints >= 0) o << "sluice_endpoints " << m.endpoints << "\n";
+  if (!m.mapEntries.empty()) {
+    header(o, "sluice_map_entries", "gauge", "Entries in each pinned hash map.");
+    for (const auto& [name, n] : m.mapEntries)
+      o << "sluice_map_entries{map=\"" << name << "\"} " << n << "\n";
+    header(o, "sluice_map_max_entries", "gauge", "Capacity of each pinned hash map (ADD fails once one is full).");
+    for (const auto& [name, n] : m.mapEntries) {
+      (void)n;
+      o << "sluice_map_max_entries{map=\"" << name << "\"} " << mapCapacity(name) << "\n";
+    }
+  }
   header(o, "sluice_nodes", "gauge", "Nodes in the current node snapshot.");
   o << "sluice_nodes " << m.nodes << "\n";
   header(o, "sluice_routes", "gauge", "Remote pod CIDRs in sl_routes.");

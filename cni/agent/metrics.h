@@ -16,6 +16,9 @@ struct MetricsSnapshot {
   std::optional<std::vector<sl_counter>> counters;  // nullopt: datapath not readable
   int64_t endpoints = -1;  // -1: unknown (map unreadable)
   int64_t routes = -1;
+  // Entries per pinned hash map (sl_endpoints, sl_ifaces, sl_routes), beside their capacity:
+  // a full map makes ADD fail with the map-full error.
+  std::vector<std::pair<std::string, int64_t>> mapEntries;
   int64_t nodes = 0;
   uint64_t reconcileErrors = 0;
   uint64_t gcRemoved = 0;

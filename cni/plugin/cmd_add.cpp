@@ -26,6 +26,12 @@ uint64_t boottimeNs() {
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
+// "sl_endpoints is full (65536 entries): no room for this pod" or just the map's name.
+std::string mapFullHint(const char* map, const Error& e, int capacity) {
+  if (e.code() != CniCode::kMapFull) return map;
+  return std::string(map) + " is full (" + std::to_string(capacity) + " entries): no room for this pod";
+}
+
 // Host-side sysctls, set explicitly: systemd and distributions change the defaults of new links.
 Status hostSysctls(const std::string& veth) {
   const std::string base = "net/ipv4/conf/" + veth + "/";
@@ -191,7 +197,10 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   sl_iface iface{};
   iface.flags = SL_IFACE_F_HAS_V4 | (shapedOut ? SL_IFACE_F_QDISC_EGRESS : 0u);
   iface.ip4 = podIp->v4NetOrder();
-  SL_TRY(maps.ifaces.update(static_cast<uint32_t>(hostIfindex), iface));
+  if (Status st = maps.ifaces.update(static_cast<uint32_t>(hostIfindex), iface); !st.ok()) {
+    const std::string hint = mapFullHint("sl_ifaces", st.error(), SL_MAX_IFACES);
+    return std::move(st).error().context(hint);
+  }
   undo.push("ifaces-map", [&maps, hostIfindex]() -> Status {
     SL_TRY(maps.ifaces.erase(static_cast<uint32_t>(hostIfindex)));
     return okStatus();
@@ -230,7 +239,10 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   std::copy(podLink->mac.begin(), podLink->mac.end(), ep.pod_mac);
   std::copy(hostLink->mac.begin(), hostLink->mac.end(), ep.host_mac);
   ep.created_ns = boottimeNs();
-  SL_TRY(maps.endpoints.update(key, ep));
+  if (Status st = maps.endpoints.update(key, ep); !st.ok()) {
+    const std::string hint = mapFullHint("sl_endpoints", st.error(), SL_MAX_ENDPOINTS);
+    return std::move(st).error().context(hint);
+  }
   undo.push("endpoints-map", [&maps, key]() -> Status {
     SL_TRY(maps.endpoints.erase(key));
     return okStatus();

@@ -27,6 +27,8 @@ check "/metrics: sluice_ready 1" test "$(metric 1 sluice_ready)" = 1
 check "/metrics: sluice_nodes 2" test "$(metric 1 sluice_nodes)" = 2
 check "/metrics: sluice_endpoints 2" test "$(metric 1 sluice_endpoints)" = 2
 check "/metrics: sluice_routes 1 (the other node's pod CIDR)" test "$(metric 1 sluice_routes)" = 1
+check "/metrics: sl_endpoints holds 2 entries" test "$(metric 1 'sluice_map_entries{map="sl_endpoints"}')" = 2
+check "/metrics: ... of its 65536" test "$(metric 1 'sluice_map_max_entries{map="sl_endpoints"}')" = 65536
 check "/metrics: no reconcile errors" test "$(metric 1 sluice_reconcile_errors_total)" = 0
 ping_ok "$(pns 1 1)" "$(pod_ip 1 2)" 3
 check "/metrics: per-verdict packets (redirect_local counted)" \

@@ -210,8 +210,10 @@ class Node {
   ::testing::AssertionResult tcpExchange(const std::string& serverNs, const std::string& serverIp,
                                          const std::string& clientNs, size_t bytes, uint16_t port = 5201);
 
- private:
+  // A new fd of the pinned object `name` under the bpf root (-1 on failure); the caller closes it.
   int openPinned(const std::string& name) const;
+
+ private:
 
   Binaries bins_;
   std::string prefix_;

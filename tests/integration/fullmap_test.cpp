@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0
+// Full maps: when sl_ifaces or sl_endpoints has no room left, ADD answers the map-full CNI
+// error naming the map, creates nothing, and works again once there is room.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "harness.h"
+
+namespace sluice::itest {
+namespace {
+
+constexpr const char* kNet = "sltnet";
+constexpr const char* kSubnet = "10.244.1.0/24";
+
+// Fills a pinned hash map with keys no pod uses until the kernel says E2BIG; returns them.
+template <typename K, typename V, typename MakeKey>
+std::vector<K> fill(int fd, MakeKey makeKey) {
+  std::vector<K> added;
+  V v{};
+  for (uint32_t i = 0;; ++i) {
+    K k = makeKey(i);
+    if (bpf_map_update_elem(fd, &k, &v, BPF_NOEXIST) != 0) {
+      EXPECT_EQ(errno, E2BIG) << "filling stopped for another reason: " << std::strerror(errno);
+      break;
+    }
+    added.push_back(k);
+  }
+  return added;
+}
+
+template <typename K>
+void drain(int fd, const std::vector<K>& keys) {
+  for (const K& k : keys) EXPECT_EQ(bpf_map_delete_elem(fd, &k), 0);
+}
+
+using FullMapTest = NodeTest;
+
+TEST_F(FullMapTest, FullIfacesMapIsAClearErrorAndLeavesNothing) {
+  json conf = node_.pluginConf("1.0.0", kNet, node_.sluiceIpam(kSubnet));
+  int fd = node_.openPinned("sl_ifaces");
+  ASSERT_GE(fd, 0);
+  // ifindexes far above any this test's veths get
+  auto keys = fill<uint32_t, sl_iface>(fd, [](uint32_t i) { return 0x40000000u + i; });
+  EXPECT_EQ(keys.size(), static_cast<size_t>(SL_MAX_IFACES));
+
+  Pod pod = node_.makePod("a");
+  ProcResult r = node_.add(pod, conf);
+  EXPECT_TRUE(isCniError(r, 105)) << r.describe();
+  EXPECT_NE(r.out.find("sl_ifaces is full"), std::string::npos) << r.out;
+  drain(fd, keys);
+  ::close(fd);
+  EXPECT_TRUE(node_.nothingLeft(kNet, {pod}));
+
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(pod, conf));
+  EXPECT_TRUE(node_.del(pod, conf).ok());
+  EXPECT_TRUE(node_.nothingLeft(kNet, {pod}));
+}
+
+TEST_F(FullMapTest, FullEndpointsMapIsAClearErrorAndLeavesNothing) {
+  json conf = node_.pluginConf("1.0.0", kNet, node_.sluiceIpam(kSubnet));
+  int fd = node_.openPinned("sl_endpoints");
+  ASSERT_GE(fd, 0);
+  // 100.64.0.0/10 addresses: never in this test's pod range
+  auto keys = fill<sl_endpoint_key, sl_endpoint>(fd, [](uint32_t i) {
+    sl_endpoint_key k{};
+    k.ip.family = SL_AF_INET;
+    k.ip.addr[0] = htonl(0x64400000u + i);
+    return k;
+  });
+  EXPECT_EQ(keys.size(), static_cast<size_t>(SL_MAX_ENDPOINTS));
+
+  Pod pod = node_.makePod("a");
+  ProcResult r = node_.add(pod, conf);
+  EXPECT_TRUE(isCniError(r, 105)) << r.describe();
+  EXPECT_NE(r.out.find("sl_endpoints is full"), std::string::npos) << r.out;
+  drain(fd, keys);
+  ::close(fd);
+  EXPECT_TRUE(node_.nothingLeft(kNet, {pod}));
+
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(pod, conf));
+  EXPECT_TRUE(node_.del(pod, conf).ok());
+  EXPECT_TRUE(node_.nothingLeft(kNet, {pod}));
+}
+
+}  // namespace
+}  // namespace sluice::itest
