@@ -47,7 +47,7 @@ Bytes ip4Frame(const Mac& dst, const Mac& src, const Ip4Spec& s) {
   ip[9] = s.proto;
   if (inet_pton(AF_INET, s.src.c_str(), ip + 12) != 1 || inet_pton(AF_INET, s.dst.c_str(), ip + 16) != 1)
     throw std::invalid_argument("bad IPv4 address");
-  std::memcpy(ip + 20, s.options.data(), s.options.size());
+  if (!s.options.empty()) std::memcpy(ip + 20, s.options.data(), s.options.size());  // data() may be null
   uint16_t c = csum16(ip, hl);
   put16(b, 14 + 10, c);
   const size_t u = 14 + hl;
