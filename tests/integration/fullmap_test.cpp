@@ -37,53 +37,45 @@ void drain(int fd, const std::vector<K>& keys) {
   for (const K& k : keys) EXPECT_EQ(bpf_map_delete_elem(fd, &k), 0);
 }
 
+// Fills `map` to capacity, then: ADD answers code 105 naming the map, leaves nothing once
+// the filler is removed, and the same pod is added for real afterwards.
+template <typename K, typename V, typename MakeKey>
+void expectFullMapRefusesAdd(Node& node, const std::string& map, size_t capacity, MakeKey makeKey) {
+  json conf = node.pluginConf("1.0.0", kNet, node.sluiceIpam(kSubnet));
+  int fd = node.openPinned(map);
+  ASSERT_GE(fd, 0) << map;
+  auto keys = fill<K, V>(fd, makeKey);
+  EXPECT_EQ(keys.size(), capacity);
+
+  Pod pod = node.makePod("a");
+  ProcResult r = node.add(pod, conf);
+  EXPECT_TRUE(isCniError(r, 105)) << r.describe();
+  EXPECT_NE(r.out.find(map + " is full"), std::string::npos) << r.out;
+  drain(fd, keys);
+  ::close(fd);
+  EXPECT_TRUE(node.nothingLeft(kNet, {pod}));
+
+  ASSERT_NO_FATAL_FAILURE(node.addOk(pod, conf));
+  EXPECT_TRUE(node.del(pod, conf).ok());
+  EXPECT_TRUE(node.nothingLeft(kNet, {pod}));
+}
+
 using FullMapTest = NodeTest;
 
 TEST_F(FullMapTest, FullIfacesMapIsAClearErrorAndLeavesNothing) {
-  json conf = node_.pluginConf("1.0.0", kNet, node_.sluiceIpam(kSubnet));
-  int fd = node_.openPinned("sl_ifaces");
-  ASSERT_GE(fd, 0);
   // ifindexes far above any this test's veths get
-  auto keys = fill<uint32_t, sl_iface>(fd, [](uint32_t i) { return 0x40000000u + i; });
-  EXPECT_EQ(keys.size(), static_cast<size_t>(SL_MAX_IFACES));
-
-  Pod pod = node_.makePod("a");
-  ProcResult r = node_.add(pod, conf);
-  EXPECT_TRUE(isCniError(r, 105)) << r.describe();
-  EXPECT_NE(r.out.find("sl_ifaces is full"), std::string::npos) << r.out;
-  drain(fd, keys);
-  ::close(fd);
-  EXPECT_TRUE(node_.nothingLeft(kNet, {pod}));
-
-  ASSERT_NO_FATAL_FAILURE(node_.addOk(pod, conf));
-  EXPECT_TRUE(node_.del(pod, conf).ok());
-  EXPECT_TRUE(node_.nothingLeft(kNet, {pod}));
+  expectFullMapRefusesAdd<uint32_t, sl_iface>(node_, "sl_ifaces", SL_MAX_IFACES,
+                                              [](uint32_t i) { return 0x40000000u + i; });
 }
 
 TEST_F(FullMapTest, FullEndpointsMapIsAClearErrorAndLeavesNothing) {
-  json conf = node_.pluginConf("1.0.0", kNet, node_.sluiceIpam(kSubnet));
-  int fd = node_.openPinned("sl_endpoints");
-  ASSERT_GE(fd, 0);
   // 100.64.0.0/10 addresses: never in this test's pod range
-  auto keys = fill<sl_endpoint_key, sl_endpoint>(fd, [](uint32_t i) {
+  expectFullMapRefusesAdd<sl_endpoint_key, sl_endpoint>(node_, "sl_endpoints", SL_MAX_ENDPOINTS, [](uint32_t i) {
     sl_endpoint_key k{};
     k.ip.family = SL_AF_INET;
     k.ip.addr[0] = htonl(0x64400000u + i);
     return k;
   });
-  EXPECT_EQ(keys.size(), static_cast<size_t>(SL_MAX_ENDPOINTS));
-
-  Pod pod = node_.makePod("a");
-  ProcResult r = node_.add(pod, conf);
-  EXPECT_TRUE(isCniError(r, 105)) << r.describe();
-  EXPECT_NE(r.out.find("sl_endpoints is full"), std::string::npos) << r.out;
-  drain(fd, keys);
-  ::close(fd);
-  EXPECT_TRUE(node_.nothingLeft(kNet, {pod}));
-
-  ASSERT_NO_FATAL_FAILURE(node_.addOk(pod, conf));
-  EXPECT_TRUE(node_.del(pod, conf).ok());
-  EXPECT_TRUE(node_.nothingLeft(kNet, {pod}));
 }
 
 }  // namespace
