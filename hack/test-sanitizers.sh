@@ -8,7 +8,8 @@
 # <build-dir>/sanitizer-reports/ (compiled into the plugin and agent, whose runtimes strip
 # the environment, and set below for everything else) and are printed at the end.
 # Usage: sudo hack/test-sanitizers.sh [extra ctest args, e.g. -L unit]
-#   SLUICE_ASAN_BUILD_DIR (default build-asan), SLUICE_SANITIZE (default address,undefined)
+#   SLUICE_ASAN_BUILD_DIR (default build-asan), SLUICE_SANITIZE (default address,undefined),
+#   SLUICE_SANITIZE_SUITES (tests/ subdirectories to build, default unit;bpf;integration;e2e;fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,8 +20,10 @@ fi
 
 BUILD_DIR=${SLUICE_ASAN_BUILD_DIR:-build-asan}
 SANITIZE=${SLUICE_SANITIZE:-address,undefined}
+# Only the suites that run below are built (the k8s client tests would cost minutes of CI).
+SUITES=${SLUICE_SANITIZE_SUITES:-unit;bpf;integration;e2e;fuzz}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug -DSLUICE_WERROR=ON \
-  -DSLUICE_SANITIZE="$SANITIZE" >/dev/null
+  -DSLUICE_SANITIZE="$SANITIZE" -DSLUICE_TEST_SUITES="$SUITES" >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 
 REPORTS=$(cd "$BUILD_DIR" && pwd)/sanitizer-reports
@@ -33,9 +36,11 @@ export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:abort_on_error=0:exitcode=23
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$REPORTS/ubsan"
 export LSAN_OPTIONS="exitcode=23"
 
-# The Kubernetes-client suite (label k8s) is left out: SourceTest.WrongCaIsAClearTlsError
-# races the fake server's handshake counter, more often under ASan.
-labels=(-L 'unit|bpf|integration|e2e')
+# Left out: the Kubernetes-client suite (label k8s: SourceTest.WrongCaIsAClearTlsError races
+# the fake server's handshake counter, more often under ASan) and e2e_churn (its bounds are on
+# the agent's memory growth and on latency, which ASan's quarantine and slowness decide; its
+# 2000 ADD/DEL cycles ran clean under ASan when this was written, in 215 s).
+labels=(-L 'unit|bpf|integration|e2e' -E '^e2e_churn$')
 (($#)) && labels=()
 status=0
 ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 "${labels[@]}" "$@" || status=$?

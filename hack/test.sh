@@ -2,6 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # The test command: installs dependencies, configures, builds and runs every test suite
 # (unit, datapath, integration, agent, Kubernetes client, shipping, e2e) under ctest.
+# Then a short fuzzing run (hack/fuzz.sh) and the suites again under ASan+UBSan
+# (hack/test-sanitizers.sh), each in a build directory of its own; developers skip them with
+# SLUICE_SKIP_FUZZ=1 / SLUICE_SKIP_SANITIZERS=1 (CI runs both).
 # Usage: sudo hack/test.sh [extra ctest args, e.g. -L unit]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +19,10 @@ BUILD_DIR=${SLUICE_BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 "$@"
+
+if [[ ${SLUICE_SKIP_FUZZ:-0} != 1 ]]; then
+  bash hack/fuzz.sh --time "${SLUICE_FUZZ_TIME:-20}"
+fi
+if [[ ${SLUICE_SKIP_SANITIZERS:-0} != 1 ]]; then
+  bash hack/test-sanitizers.sh
+fi
