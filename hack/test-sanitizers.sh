@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Builds everything (plugin, agent, tests) with ASan+UBSan in a build directory of its own and
-# runs the unit, datapath, integration and e2e suites with it: the
+# runs the unit, agent, datapath, integration and e2e suites with it: the
 # integration tests exec this build's plugin and agent, hack/cluster.sh runs them for e2e.
 # Any sanitizer report fails the run, including one from a process whose exit status a test
 # does not look at (a plugin expected to fail, an agent stopped at teardown): reports go to
@@ -9,7 +9,7 @@
 # the environment, and set below for everything else) and are printed at the end.
 # Usage: sudo hack/test-sanitizers.sh [extra ctest args, e.g. -L unit]
 #   SLUICE_ASAN_BUILD_DIR (default build-asan), SLUICE_SANITIZE (default address,undefined),
-#   SLUICE_SANITIZE_SUITES (tests/ subdirectories to build, default unit;bpf;integration;e2e;fuzz)
+#   SLUICE_SANITIZE_SUITES (tests/ subdirectories to build, default unit;agent;bpf;integration;e2e;fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,7 @@ fi
 BUILD_DIR=${SLUICE_ASAN_BUILD_DIR:-build-asan}
 SANITIZE=${SLUICE_SANITIZE:-address,undefined}
 # Only the suites that run below are built (the k8s client tests would cost minutes of CI).
-SUITES=${SLUICE_SANITIZE_SUITES:-unit;bpf;integration;e2e;fuzz}
+SUITES=${SLUICE_SANITIZE_SUITES:-unit;agent;bpf;integration;e2e;fuzz}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug -DSLUICE_WERROR=ON \
   -DSLUICE_SANITIZE="$SANITIZE" -DSLUICE_TEST_SUITES="$SUITES" >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
@@ -40,7 +40,7 @@ export LSAN_OPTIONS="exitcode=23"
 # the fake server's handshake counter, more often under ASan) and e2e_churn (its bounds are on
 # the agent's memory growth and on latency, which ASan's quarantine and slowness decide; its
 # 2000 ADD/DEL cycles ran clean under ASan when this was written, in 215 s).
-labels=(-L 'unit|bpf|integration|e2e' -E '^e2e_churn$')
+labels=(-L 'unit|agent|bpf|integration|e2e' -E '^e2e_churn$')
 (($#)) && labels=()
 status=0
 ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 "${labels[@]}" "$@" || status=$?
