@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The node source against a local HTTPS API server replaying recorded responses: list,
 // watch, expiry, dropped and stalled streams, bad credentials and a wrong CA.
+#include <chrono>
+#include <thread>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -278,6 +281,10 @@ TEST_F(SourceTest, WrongCaIsAClearTlsError) {
   EXPECT_TRUE(runner_->stop().ok());
   EXPECT_NE(collector_.errors().front().find("not trusted"), std::string::npos) << collector_.errors().front();
   EXPECT_TRUE(server_->requests().empty()) << "no request may be sent over an unverified connection";
+  // The client gives up as soon as it rejects the certificate; the server thread records the
+  // aborted handshake a moment later. Wait for it (the bound is a hang guard, not a timing check).
+  for (int i = 0; i < 500 && server_->handshakeFailures() < 1; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_GE(server_->handshakeFailures(), 1);
   EXPECT_TRUE(collector_.snapshots().empty());
 }
