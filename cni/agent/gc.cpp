@@ -29,12 +29,6 @@ bool recordAlive(const cni::EndpointRecord& r) {
   return !r.hostVeth.empty() && if_nametoindex(r.hostVeth.c_str()) != 0;
 }
 
-sl_endpoint_key keyOf(const net::IpAddr& ip) {
-  sl_endpoint_key k{};
-  ip.toSl(k.ip);
-  return k;
-}
-
 // The built-in allocator's reservations whose attachment is dead: no live record, no host
 // veth by the attachment's name, and older than the grace period (an ADD in flight holds its
 // address a few milliseconds before it creates the veth). A plugin killed mid-ADD whose DEL
@@ -99,7 +93,7 @@ Result<GcCounts> collectEndpoints(const bpf::PinnedMaps& maps, const GcOptions& 
     spdlog::info("gc: endpoint {} ({}) lost its veth {} (ifindex {})", r.containerId, r.ifName,
                  r.hostVeth, r.hostIfindex);
     for (const auto& c : r.ips) {
-      auto key = keyOf(c.addr());
+      auto key = bpf::endpointKey(c.addr());
       SL_ASSIGN_OR_RETURN(auto cur, maps.endpoints.lookup(key));
       if (cur && static_cast<int>(cur->ifindex) == r.hostIfindex) {
         SL_ASSIGN_OR_RETURN(bool gone, maps.endpoints.erase(key));

@@ -231,8 +231,7 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   SL_TRY(failPoint("endpoint-record"));
 
   // endpoints-map: from here on other pods' traffic is redirected straight to this one.
-  sl_endpoint_key key{};
-  podIp->toSl(key.ip);
+  const sl_endpoint_key key = bpf::endpointKey(*podIp);
   sl_endpoint ep{};
   ep.ifindex = static_cast<uint32_t>(hostIfindex);
   ep.flags = shapedIn ? SL_EP_F_VIA_VETH : SL_EP_F_NONE;

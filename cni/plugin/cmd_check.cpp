@@ -146,8 +146,7 @@ Status cmdCheck(const Invocation& inv) {
                   " egress, the pinned to_pod is " + std::to_string(wantEgress));
   SL_ASSIGN_OR_RETURN(auto iface, maps.ifaces.lookup(static_cast<uint32_t>(hostLink->ifindex)));
   for (const auto& ip : rec.ips) {
-    sl_endpoint_key key{};
-    ip.addr().toSl(key.ip);
+    const sl_endpoint_key key = bpf::endpointKey(ip.addr());
     SL_ASSIGN_OR_RETURN(auto ep, maps.endpoints.lookup(key));
     if (!ep) return broken("sl_endpoints has no entry for " + ip.addr().str());
     if (static_cast<int>(ep->ifindex) != hostLink->ifindex ||

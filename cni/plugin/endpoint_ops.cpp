@@ -33,8 +33,7 @@ namespace {
 // Erases the sl_endpoints entry of ip if it still belongs to one of our ifindexes.
 Status eraseEndpointEntry(const bpf::PinnedMaps& maps, const net::IpAddr& ip,
                           const std::set<int>& ifindexes) {
-  sl_endpoint_key key{};
-  ip.toSl(key.ip);
+  const sl_endpoint_key key = bpf::endpointKey(ip);
   SL_ASSIGN_OR_RETURN(auto ep, maps.endpoints.lookup(key));
   if (!ep) return okStatus();
   if (!ifindexes.count(static_cast<int>(ep->ifindex))) {

@@ -15,6 +15,7 @@
 
 #include "sluice/fd.h"
 #include "sluice/maps.h"
+#include "sluice/net/ip.h"
 #include "sluice/result.h"
 
 namespace sluice::bpf {
@@ -41,6 +42,13 @@ std::string pinPath(const std::string& root, const std::string& name);
 
 // Opens a pinned object (map, program or link) by path. ENOENT -> CniCode::kDatapathMissing.
 Result<Fd> openPinned(const std::string& path);
+
+// The sl_endpoints key of a pod address.
+inline sl_endpoint_key endpointKey(const net::IpAddr& ip) {
+  sl_endpoint_key k{};
+  ip.toSl(k.ip);
+  return k;
+}
 
 // A map fd with typed operations. K and V must match the map's key/value sizes (checked on
 // open against the kernel's map info).
