@@ -192,23 +192,6 @@ TEST_F(IpamTest, OneAddressPerRangeSetAndAllOrNothing) {
   EXPECT_FALSE(fs::exists(fs::path(dir_) / "10.244.1.4"));
 }
 
-TEST_F(IpamTest, ReleaseAllExceptForGc) {
-  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
-  alloc(i, "keep");
-  alloc(i, "gone1");
-  alloc(i, "keep", "net1");
-  alloc(i, "gone2");
-  auto r = i.releaseAllExcept({{"keep", "eth0"}, {"keep", "net1"}, {"unrelated", "eth0"}});
-  ASSERT_TRUE(r.ok());
-  std::set<std::string> freed;
-  for (const auto& x : *r) freed.insert(x.containerId);
-  EXPECT_EQ(freed, (std::set<std::string>{"gone1", "gone2"}));
-  auto left = i.list();
-  ASSERT_TRUE(left.ok());
-  EXPECT_EQ(left->size(), 2u);
-  for (const auto& x : *left) EXPECT_EQ(x.containerId, "keep");
-}
-
 TEST_F(IpamTest, ConcurrentThreadsGetDistinctAddresses) {
   constexpr int kN = 50;
   std::vector<std::string> got(kN);

@@ -263,24 +263,4 @@ Result<std::vector<Reservation>> LocalIpam::list() const {
   return st.reservations;
 }
 
-Result<std::vector<Reservation>> LocalIpam::releaseAllExcept(const std::vector<Attachment>& keep) {
-  std::vector<Reservation> out;
-  struct stat sb;
-  if (::stat(dir_.c_str(), &sb) != 0 && errno == ENOENT) return out;
-  SL_ASSIGN_OR_RETURN(DirLock lock, DirLock::acquire(dir_));
-  SL_ASSIGN_OR_RETURN(DirScan st, scan(dir_));
-  sweepTemporaries(dir_, st);
-  for (const auto& r : st.reservations) {
-    bool valid = false;
-    for (const auto& a : keep)
-      if (a.containerId == r.containerId && a.ifname == r.ifname) valid = true;
-    if (valid) continue;
-    std::string path = dir_ + "/" + r.ip.str();
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ioError(errno, "unlink " + path);
-    out.push_back(r);
-  }
-  if (!out.empty()) syncDir(dir_);
-  return out;
-}
-
 }  // namespace sluice::cni

@@ -50,8 +50,6 @@ class LocalIpam {
   Result<std::vector<net::IpAddr>> release(const std::string& containerId,
                                            const std::string& ifname);
   Result<std::vector<Reservation>> list() const;
-  // GC: releases every reservation whose attachment is not in `keep`; returns them.
-  Result<std::vector<Reservation>> releaseAllExcept(const std::vector<Attachment>& keep);
 
   const std::string& dir() const { return dir_; }
 
