@@ -39,7 +39,7 @@ int sl_from_overlay(struct __sk_buff *skb)
 	struct sl_endpoint *ep;
 	struct sl_ip src;
 	struct sl_pkt p;
-	int err;
+	int err, act;
 
 	err = sl_parse(skb, &p);
 	if (err)
@@ -65,14 +65,8 @@ int sl_from_overlay(struct __sk_buff *skb)
 	if (!ep)
 		return sl_to_stack(skb);
 
-	switch (sl_nat_check(skb, &p, sl_get_config())) {
-	case SL_NAT_FAST:
-		break;
-	case SL_NAT_TRANSLATED:
-		return sl_to_stack_nat(skb);
-	default:
-		return sl_to_stack(skb);
-	}
+	if (sl_nat_diverts(skb, &p, sl_get_config(), &act))
+		return act;
 
 	/* parse pointers are still valid: neither the tunnel-key read nor the NAT check moves
 	 * packet data */

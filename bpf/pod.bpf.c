@@ -113,7 +113,7 @@ int sl_from_pod(struct __sk_buff *skb)
 	struct sl_route *rt = NULL;
 	struct sl_pkt p;
 	__u32 iface_flags = 0;
-	int err;
+	int err, act;
 
 	err = sl_parse(skb, &p);
 	if (err)
@@ -147,14 +147,8 @@ int sl_from_pod(struct __sk_buff *skb)
 	}
 
 	cfg = sl_get_config();
-	switch (sl_nat_check(skb, &p, cfg)) {
-	case SL_NAT_FAST:
-		break;
-	case SL_NAT_TRANSLATED:
-		return sl_to_stack_nat(skb);
-	default:
-		return sl_to_stack(skb);
-	}
+	if (sl_nat_diverts(skb, &p, cfg, &act))
+		return act;
 
 	if (ep)
 		return sl_redirect_local(skb, &p, ep);

@@ -237,6 +237,25 @@ static __always_inline int sl_nat_check(struct __sk_buff *skb, const struct sl_p
 }
 
 /*
+ * The gate in front of from_pod's and from_overlay's fast paths: non-zero when the packet goes
+ * to the stack instead, with *act the (counted) TC action to return for it.
+ */
+static __always_inline int sl_nat_diverts(struct __sk_buff *skb, const struct sl_pkt *p,
+					  const struct sl_config *cfg, int *act)
+{
+	switch (sl_nat_check(skb, p, cfg)) {
+	case SL_NAT_FAST:
+		return 0;
+	case SL_NAT_TRANSLATED:
+		*act = sl_to_stack_nat(skb);
+		return 1;
+	default:
+		*act = sl_to_stack(skb);
+		return 1;
+	}
+}
+
+/*
  * Egress of a host veth or of sluice_vxlan, for packets the stack routed there: remember the
  * flow so that its replies come back through the stack. Only while flow records are in use.
  */
