@@ -22,7 +22,7 @@ metric() {  # metric <node> <exact series name, labels included>: prints its val
 }
 
 # Health and metrics.
-check "node-1 /healthz is 200 once ready" bash -c "[[ \$(ip netns exec $(nns 1) python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9962/healthz\", timeout=5).status)') == 200 ]]"
+check "node-1 /healthz is 200 once ready" test "$(http 1 /healthz | head -n 1)" = 200
 check "/metrics: sluice_ready 1" test "$(metric 1 sluice_ready)" = 1
 check "/metrics: sluice_nodes 2" test "$(metric 1 sluice_nodes)" = 2
 check "/metrics: sluice_endpoints 2" test "$(metric 1 sluice_endpoints)" = 2
@@ -35,12 +35,15 @@ check "/metrics: per-verdict packets (redirect_local counted)" \
   test "$(metric 1 'sluice_datapath_packets_total{verdict="redirect_local"}')" -ge 3
 has_metric() { metric "$@" >/dev/null; }
 check "/metrics: per-reason drops exported" has_metric 1 'sluice_datapath_drops_total{reason="spoofed_src"}'
-check "/metrics: build info" bash -c "ip netns exec $(nns 1) python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9962/metrics\").read().decode())' | grep -q '^sluice_build_info{version=\"'"
-check "/metrics is Prometheus text (HELP/TYPE for every family)" bash -c "
-  body=\$(ip netns exec $(nns 1) python3 -c 'import urllib.request; print(urllib.request.urlopen(\"http://127.0.0.1:9962/metrics\").read().decode())')
-  for f in \$(grep -v '^#' <<<\"\$body\" | sed 's/[{ ].*//' | sort -u); do
-    grep -q \"^# TYPE \$f \" <<<\"\$body\" || { echo \"no TYPE for \$f\" >&2; exit 1; }
-  done"
+check "/metrics: build info" eval "http 1 /metrics | grep -q '^sluice_build_info{version=\"'"
+every_family_typed() {
+  local body f
+  body=$(http 1 /metrics | tail -n +2)
+  for f in $(grep -v '^#' <<<"$body" | sed 's/[{ ].*//' | sort -u); do
+    grep -q "^# TYPE $f " <<<"$body" || { echo "no TYPE for $f" >&2; return 1; }
+  done
+}
+check "/metrics is Prometheus text (HELP/TYPE for every family)" every_family_typed
 check "/metrics listens on the node's loopback only" bash -c "! ip netns exec $(nns 1) ss -Hltn | awk '{print \$4}' | grep -q '^0.0.0.0:9962\$\|^\*:9962\$'"
 
 # The conflist the agent wrote.
@@ -57,24 +60,23 @@ assert p["bpfRoot"] == root + "/bpf/sluice" and p["stateDir"] == root + "/state"
 PY
 
 # The inspection CLI, human and JSON.
-# Run inside the node's netns, as the DaemonSet's hostNetwork container does.
-cli() { ip netns exec "$(nns "$2")" "$AGENT" "$1" --bpf-root "$(bpf_root "$2")" --state-dir "$CROOT/n$2/state" "${@:3}"; }
 check "CLI endpoints -o json lists both pods with their names" python3 -c '
 import json, subprocess, sys
 d = json.loads(sys.stdin.read())["endpoints"]
 names = sorted(e.get("podName", "") for e in d)
-assert names == ["pod-1-1", "pod-1-2"], d' <<<"$(cli endpoints 1 -o json)"
-check "CLI routes -o json has the other node's CIDR via its address" bash -c "cli_out=\$('$AGENT' routes --bpf-root $(bpf_root 1) -o json); grep -q 10.244.2.0/24 <<<\"\$cli_out\" && grep -q 198.18.0.2 <<<\"\$cli_out\""
-check "CLI status (table) names the node" bash -c "'$AGENT' status --bpf-root $(bpf_root 1) --state-dir $CROOT/n1/state | grep -q node-1"
-check "CLI counters (table)" bash -c "'$AGENT' counters --bpf-root $(bpf_root 1) | grep -q '^redirect_local'"
+assert names == ["pod-1-1", "pod-1-2"], d' <<<"$(agent_cli endpoints 1 -o json)"
+routes_has_node2() { local out; out=$(agent_cli routes 1 -o json); grep -q 10.244.2.0/24 <<<"$out" && grep -q 198.18.0.2 <<<"$out"; }
+check "CLI routes -o json has the other node's CIDR via its address" routes_has_node2
+check "CLI status (table) names the node" eval 'agent_cli status 1 | grep -q node-1'
+check "CLI counters (table)" eval "agent_cli counters 1 | grep -q '^redirect_local'"
 
 # Endpoint GC: the host veth of pod-1-2 disappears without a DEL (as when a runtime crashes
 # and the netns is torn down): the agent removes its map entry, record and address.
 ip2=$(pod_ip 1 2)
-veth=$(cli endpoints 1 -o json | python3 -c 'import json,sys; print(next(e["hostVeth"] for e in json.load(sys.stdin)["endpoints"] if e["ip"] == sys.argv[1]))' "$ip2")
+veth=$(agent_cli endpoints 1 -o json | python3 -c 'import json,sys; print(next(e["hostVeth"] for e in json.load(sys.stdin)["endpoints"] if e["ip"] == sys.argv[1]))' "$ip2")
 ip netns exec "$(nns 1)" ip link del "$veth"
 gone() {
-  ! cli endpoints 1 -o json | grep -q "\"$ip2\"" &&
+  ! agent_cli endpoints 1 -o json | grep -q "\"$ip2\"" &&
     [[ ! -e $CROOT/n1/state/endpoints/$veth.json ]] &&
     [[ ! -e $CROOT/n1/state/ipam/sluice/$ip2 ]]
 }

@@ -79,7 +79,7 @@ check "no host veth left ($(links) now, $links0 before)" test "$(links)" -eq "$l
 check "no address reservation left" test "$(find "$CROOT/n1/state/ipam/sluice" -maxdepth 1 -name '10.*' | wc -l)" -eq "$reservations0"
 check "no temporary file left in the state dir" test "$(find "$CROOT/n1/state" -name '.*tmp*' | wc -l)" -eq 0
 check "endpoint records: only the standing pod's" test "$(find "$CROOT/n1/state/endpoints" -name '*.json' | wc -l)" -eq 1
-eps=$(ip netns exec "$(nns 1)" "$AGENT" endpoints --bpf-root "$(bpf_root 1)" --state-dir "$CROOT/n1/state" -o json |
+eps=$(agent_cli endpoints 1 -o json |
   python3 -c 'import json,sys; print(len(json.load(sys.stdin)["endpoints"]))')
 check "sl_endpoints: only the standing pod's ($eps)" test "$eps" -eq 1
 ifaces=$(bpftool map dump pinned "$(bpf_root 1)/sl_ifaces" -j | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')

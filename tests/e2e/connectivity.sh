@@ -82,7 +82,7 @@ PY
 mv "$nodes_json.tmp" "$nodes_json"
 unrouted() {
   ! ip -n "$(nns 1)" route show 10.244.3.0/24 | grep -q . &&
-    ! "$AGENT" routes --bpf-root "$(bpf_root 1)" -o json | grep -q '10.244.3.0/24'
+    ! agent_cli routes 1 -o json | grep -q '10.244.3.0/24'
 }
 check "node removed from the nodes file is unrouted within 1 s" within 1000 unrouted
 check "... and its pods are unreachable" bash -c "! ip netns exec $(pns 1 1) ping -c 1 -W 1 -q $(pod_ip 3 1) >/dev/null 2>&1"

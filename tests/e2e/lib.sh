@@ -49,9 +49,18 @@ pod_ip() { awk -F'\t' -v n="pod-$1-$2" '$1 == n {print $4}' "$CROOT/pods.tsv"; }
 node_ip() { echo "198.18.0.$1"; }
 bpf_root() { echo "$CROOT/n$1/bpf/sluice"; }
 
+# agent_cli <subcommand> <node> [args...]: the inspection CLI on a node's pins and state, run
+# inside the node's netns as the DaemonSet's hostNetwork container runs it.
+agent_cli() {
+  local cmd=$1 n=$2
+  shift 2
+  ip netns exec "$(nns "$n")" "$AGENT" "$cmd" --bpf-root "$(bpf_root "$n")" --state-dir "$CROOT/n$n/state" \
+    --cni-conf-dir "$CROOT/n$n/net.d" "$@"
+}
+
 # counter <node> <name>: packets of one datapath verdict on a node, from the CLI's JSON.
 counter() {
-  "$AGENT" counters --bpf-root "$(bpf_root "$1")" -o json |
+  agent_cli counters "$1" -o json |
     python3 -c 'import json,sys
 d = json.load(sys.stdin)
 name = sys.argv[1]

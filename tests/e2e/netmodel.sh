@@ -303,8 +303,7 @@ check "... and the pod reaches pod-2-1 again afterwards" ping_ok "$(pns 1 1)" "$
 
 echo "== sluice-agent uninstall (node-3)"
 uninstall3() {
-  ip netns exec "$(nns 3)" "$AGENT" uninstall --bpf-root "$(bpf_root 3)" --state-dir "$CROOT/n3/state" \
-    --cni-conf-dir "$CROOT/n3/net.d"
+  agent_cli uninstall 3
 }
 refused() { local out; out=$(uninstall3 2>&1) && return 1; grep -q "still running" <<<"$out"; }
 check "uninstall refuses while the agent runs" refused

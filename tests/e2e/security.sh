@@ -39,7 +39,7 @@ check "the attacker's own address still works" ping_ok "$attacker" "$target_remo
 
 # MAC tricks: a frame to a neighbour pod's host veth MAC (or any MAC) is still judged by its
 # IP header on the attacker's own veth: the forged source is dropped whatever the MAC says.
-victim_host_mac=$(ip netns exec "$(nns 1)" "$AGENT" endpoints --bpf-root "$(bpf_root 1)" --state-dir "$CROOT/n1/state" -o json |
+victim_host_mac=$(agent_cli endpoints 1 -o json |
   python3 -c 'import json,sys; print(next(e["hostMac"] for e in json.load(sys.stdin)["endpoints"] if e["ip"] == sys.argv[1]))' "$target_local")
 ip -n "$attacker" neigh replace 169.254.1.1 lladdr "$victim_host_mac" dev eth0 nud permanent
 ip -n "$attacker" addr add "$victim_ip/32" dev eth0

@@ -356,8 +356,7 @@ flow_records() {
 
 # The NAT detection a node's datapath uses, as the CLI reports it.
 nat_detection() {
-  ip netns exec "$(nns "$1")" "$AGENT" status --bpf-root "$(bpf_root "$1")" --state-dir "$CROOT/n$1/state" \
-    --cni-conf-dir "$CROOT/n$1/net.d" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["natDetection"])'
+  agent_cli status "$1" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["config"]["natDetection"])'
 }
 both_nodes_detect() { [[ $(nat_detection 1) == "$1" && $(nat_detection 2) == "$1" ]]; }
 
