@@ -38,6 +38,18 @@ bool hasPermanentNeighbour(const std::vector<cni::NeighInfo>& neigh, const net::
   });
 }
 
+// The program attached at `where` (id `attached`, 0 for none) is the one pinned as `pin`.
+Status checkPinnedAttached(const std::string& bpfRoot, const char* pin, uint32_t attached,
+                           const std::string& where) {
+  SL_ASSIGN_OR_RETURN(Fd prog, bpf::openPinned(bpf::pinPath(bpfRoot, pin)));
+  SL_ASSIGN_OR_RETURN(uint32_t want, bpf::progId(prog.get()));
+  if (attached == 0) return broken("no program is attached to " + where);
+  if (attached != want)
+    return broken("program " + std::to_string(attached) + " is attached to " + where + ", the pinned " +
+                  pin + " is " + std::to_string(want));
+  return okStatus();
+}
+
 // prevResult must describe this attachment: its sandbox interface by name and MAC, and its
 // addresses exactly.
 Status checkPrevResult(const Invocation& inv, const cni::EndpointRecord& rec) {
@@ -130,20 +142,10 @@ Status cmdCheck(const Invocation& inv) {
 
   // Datapath: the attached program is the pinned one, and both map entries are ours.
   SL_ASSIGN_OR_RETURN(bpf::PinnedMaps maps, bpf::PinnedMaps::open(conf.bpfRoot));
-  SL_ASSIGN_OR_RETURN(Fd prog, bpf::openPinned(bpf::pinPath(conf.bpfRoot, SL_PROG_FROM_POD)));
-  SL_ASSIGN_OR_RETURN(uint32_t want, bpf::progId(prog.get()));
-  SL_ASSIGN_OR_RETURN(uint32_t attached, bpf::tcIngressProgId(hostLink->ifindex));
-  if (attached == 0) return broken("no program is attached to " + hostVeth + " ingress");
-  if (attached != want)
-    return broken("program " + std::to_string(attached) + " is attached to " + hostVeth +
-                  ", the pinned from_pod is " + std::to_string(want));
-  SL_ASSIGN_OR_RETURN(Fd egressProg, bpf::openPinned(bpf::pinPath(conf.bpfRoot, SL_PROG_TO_POD)));
-  SL_ASSIGN_OR_RETURN(uint32_t wantEgress, bpf::progId(egressProg.get()));
-  SL_ASSIGN_OR_RETURN(uint32_t attachedEgress, bpf::tcEgressProgId(hostLink->ifindex));
-  if (attachedEgress == 0) return broken("no program is attached to " + hostVeth + " egress");
-  if (attachedEgress != wantEgress)
-    return broken("program " + std::to_string(attachedEgress) + " is attached to " + hostVeth +
-                  " egress, the pinned to_pod is " + std::to_string(wantEgress));
+  SL_ASSIGN_OR_RETURN(uint32_t atIngress, bpf::tcIngressProgId(hostLink->ifindex));
+  SL_TRY(checkPinnedAttached(conf.bpfRoot, SL_PROG_FROM_POD, atIngress, hostVeth + " ingress"));
+  SL_ASSIGN_OR_RETURN(uint32_t atEgress, bpf::tcEgressProgId(hostLink->ifindex));
+  SL_TRY(checkPinnedAttached(conf.bpfRoot, SL_PROG_TO_POD, atEgress, hostVeth + " egress"));
   SL_ASSIGN_OR_RETURN(auto iface, maps.ifaces.lookup(static_cast<uint32_t>(hostLink->ifindex)));
   for (const auto& ip : rec.ips) {
     const sl_endpoint_key key = bpf::endpointKey(ip.addr());
