@@ -8,7 +8,9 @@
 #   sudo hack/cluster.sh check                 connectivity matrix; non-zero exit on any failure
 #   sudo hack/cluster.sh status [-o json]
 #   sudo hack/cluster.sh down                  removes everything, even after a crash
-#   sudo hack/cluster.sh restart-agent NODE [--down-for SECONDS]   (node number, e.g. 2)
+#   sudo hack/cluster.sh restart-agent NODE [--down-for SECONDS] [--agent-bin PATH]
+#                                              (node number, e.g. 2; PATH: start another build
+#                                              of sluice-agent, as an upgrade does)
 #   sudo hack/cluster.sh add-pod NODE [--host-port HOST:CONTAINER[/tcp|udp]]... [--bandwidth RATE]
 #                                              one more pod; prints "<name> <ip>"
 #   sudo hack/cluster.sh check-pod NAME [--skip TYPE]   CNI CHECK of a pod through the plugin chain
@@ -74,7 +76,7 @@ write_nodes_file() {
 }
 
 start_agent() {
-  local i=$1 ns dir extra=()
+  local i=$1 agent_bin=${2:-$BIN/sluice-agent} ns dir extra=()
   ns=$(node_ns "$i")
   dir=$(node_dir "$i")
   # SLUICE_AGENT_ARGS: more agent flags (e.g. --nat-detect records), read at every (re)start.
@@ -83,7 +85,7 @@ start_agent() {
   chain=$(cluster_opt chain)
   [[ -n $chain ]] && extra+=(--chain "$chain")
   # setsid: the agent outlives this script and is found again by its pid file and netns.
-  ip netns exec "$ns" setsid "$BIN/sluice-agent" "${extra[@]}" \
+  ip netns exec "$ns" setsid "$agent_bin" "${extra[@]}" \
     --node-name "node-$i" --nodes-file "$ROOT/nodes.json" \
     --bpf-root "$dir/bpf/sluice" --state-dir "$dir/state" \
     --cni-conf-dir "$dir/net.d" --cni-bin-dir "$dir/bin" --install-cni-bin "$BIN/sluice" \
@@ -471,15 +473,22 @@ cmd_down() {
 }
 
 cmd_restart_agent() {
-  local i=${1:-} down=0
+  local i=${1:-} down=0 agent_bin=$BIN/sluice-agent
   [[ $i =~ ^[0-9]+$ ]] || die "restart-agent: node number expected"
   shift
-  [[ ${1:-} == --down-for ]] && down=$2
+  while (($#)); do
+    case $1 in
+      --down-for) down=$2; shift 2 ;;
+      --agent-bin) agent_bin=$2; shift 2 ;;
+      *) die "restart-agent: unknown argument $1" ;;
+    esac
+  done
+  [[ -x $agent_bin ]] || die "restart-agent: $agent_bin is not an executable"
   ((i >= 1 && i <= $(nodes_count))) || die "no node $i"
   stop_agent "$i"
   log "node-$i: agent stopped"
   sleep "$down"
-  start_agent "$i"
+  start_agent "$i" "$agent_bin"
   wait_ready "$i"
   log "node-$i: agent ready again"
 }

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Restarting every agent under a running TCP stream and a 100 ms ping train loses no
-# connection and no ping: the pinned datapath keeps forwarding while the agents are down.
+# connection and no ping: the pinned datapath keeps forwarding while the agents are down. Then
+# the same under an upgrade to a build whose BPF programs differ and the rollback from it:
+# every hook of every node swaps to the new build's programs, atomically.
 source "$(dirname "$0")/lib.sh"
 
 e2e_up --nodes 2 --pods-per-node 2
 
-# A TCP stream across nodes that runs through the restarts: the receiver counts bytes, the
-# sender writes for the whole window and fails on any error.
+# A TCP stream across nodes that runs through every restart below, until $CROOT/stop appears:
+# the receiver counts bytes, the sender fails on any error.
 port=5201
 ip netns exec "$(pns 2 1)" timeout 60 python3 -c '
 import socket, sys
@@ -21,62 +23,132 @@ while True:
 open(sys.argv[2], "w").write(str(n))' "$port" "$CROOT/received" &
 E2E_BG_PIDS+=($!)
 sleep 0.5
-ip netns exec "$(pns 1 1)" timeout 60 python3 -c '
-import socket, sys, time
+ip netns exec "$(pns 1 1)" timeout 300 python3 -c '
+import os, socket, sys, time
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-buf = b"x" * 16384; sent = 0; end = time.time() + float(sys.argv[3])
-while time.time() < end:
+buf = b"x" * 16384; sent = 0
+while not os.path.exists(sys.argv[3]):
     s.sendall(buf); sent += len(buf); time.sleep(0.002)
 s.shutdown(socket.SHUT_WR); s.recv(1); s.close()
-open(sys.argv[4], "w").write(str(sent))' "$(pod_ip 2 1)" "$port" 14 "$CROOT/sent" &
+open(sys.argv[4], "w").write(str(sent))' "$(pod_ip 2 1)" "$port" "$CROOT/stop" "$CROOT/sent" &
 sender=$!
 
-# 100 ms ping trains: across nodes and on the same node.
-ip netns exec "$(pns 1 1)" ping -i 0.1 -c 120 -W 1 "$(pod_ip 2 2)" >"$CROOT/ping-cross" 2>&1 &
+# 100 ms ping trains, across nodes and on the same node, until stopped (SIGINT) at the end.
+ip netns exec "$(pns 1 1)" timeout -s INT 300 ping -i 0.1 -W 1 "$(pod_ip 2 2)" >"$CROOT/ping-cross-node" 2>&1 &
 p1=$!
-ip netns exec "$(pns 1 2)" ping -i 0.1 -c 120 -W 1 "$(pod_ip 1 1)" >"$CROOT/ping-local" 2>&1 &
+ip netns exec "$(pns 1 2)" timeout -s INT 300 ping -i 0.1 -W 1 "$(pod_ip 1 1)" >"$CROOT/ping-same-node" 2>&1 &
 p2=$!
 E2E_BG_PIDS+=("$sender" "$p1" "$p2")
 
-# The program ids at Sluice's tc ingress slot of every pod's host veth of a node.
-attached_ids() {
-  ip netns exec "$(nns "$1")" tc -j filter show dev "$2" ingress 2>/dev/null |
+# The program ids at a tc hook (ingress/egress) of a node's device, and what is pinned.
+hook_ids() {
+  ip netns exec "$(nns "$1")" tc -j filter show dev "$2" "$3" 2>/dev/null |
     python3 -c 'import json,sys; print(" ".join(sorted(str(f["options"]["prog"]["id"]) for f in json.load(sys.stdin) if "prog" in f.get("options", {}))))' 2>/dev/null
 }
+pinned_id() { bpftool prog show pinned "$(bpf_root "$1")/$2" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+prog_tag() { bpftool prog show id "$1" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["tag"])'; }
 host_veths() { ip -n "$(nns "$1")" -o link show type veth | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^sl'; }
-declare -A before
-for node in 1 2; do
-  for v in $(host_veths "$node"); do before[$node/$v]=$(attached_ids "$node" "$v"); done
-done
+has_overlay() { ip -n "$(nns "$1")" link show sluice_vxlan >/dev/null 2>&1; }
+# Every Sluice hook of a node (each pod's host veth, both directions, and the overlay device):
+# "<dev>/<dir>=<program ids>" lines.
+node_hooks() {
+  local v
+  for v in $(host_veths "$1"); do
+    echo "$v/ingress=$(hook_ids "$1" "$v" ingress)"
+    echo "$v/egress=$(hook_ids "$1" "$v" egress)"
+  done
+  if has_overlay "$1"; then
+    echo "sluice_vxlan/ingress=$(hook_ids "$1" sluice_vxlan ingress)"
+    echo "sluice_vxlan/egress=$(hook_ids "$1" sluice_vxlan egress)"
+  fi
+}
+# The program a hook must run once the node's agent is up: the one pinned under its name.
+expected_prog() {
+  case $2 in
+    sluice_vxlan/ingress) pinned_id "$1" sl_from_overlay ;;
+    sluice_vxlan/egress) pinned_id "$1" sl_to_overlay ;;
+    */ingress) pinned_id "$1" sl_from_pod ;;
+    */egress) pinned_id "$1" sl_to_pod ;;
+  esac
+}
+declare -A before before_tag
+snapshot() {
+  local line
+  for node in 1 2; do
+    while IFS= read -r line; do
+      before[$node/${line%%=*}]=${line#*=}
+      before_tag[$node/${line%%=*}]=$(prog_tag "${line#*=}")
+    done < <(node_hooks "$node")
+  done
+}
+# Each hook runs exactly the newly pinned program (one filter, no gap left by a detach), which
+# replaced the one running before; with $1 = other-build, its tag differs too.
+check_swapped() {
+  local node line hook now want tag
+  for node in 1 2; do
+    while IFS= read -r line; do
+      hook=${line%%=*} now=${line#*=}
+      want=$(expected_prog "$node" "$hook")
+      check "node-$node $hook: ${before[$node/$hook]} -> $now (pinned $want)" \
+        test "$now" = "$want" -a "$now" != "${before[$node/$hook]}"
+      if [[ $1 == other-build ]]; then
+        tag=$(prog_tag "$now")
+        check "node-$node $hook: tag ${before_tag[$node/$hook]} -> $tag" \
+          test -n "$tag" -a -n "${before_tag[$node/$hook]}" -a "$tag" != "${before_tag[$node/$hook]}"
+      fi
+    done < <(node_hooks "$node")
+  done
+}
 
 sleep 2
+# 1. Restarts of the same build, each agent down for a second: the datapath forwards on its
+# own meanwhile, and every start loads the programs afresh and swaps them in (tc replace at
+# the same handle).
+snapshot
 for node in 1 2; do
-  # stopped for a second: the datapath must forward on its own meanwhile
   check "agent on node-$node restarted" bash "$CLUSTER" restart-agent "$node" --down-for 1
 done
+check_swapped same-build
 
-# Every start loads the programs afresh and swaps them on the existing veths (tc replace at
-# the same handle): what an upgrade to a build with other programs does, under the traffic
-# above. Each veth now runs the newly pinned program.
+# 2. An upgrade to a build whose programs differ (sluice-agent-next: the same sources compiled
+# for another BPF ISA, so other instructions and tags on the same pinned maps), then the
+# rollback to this build, one node at a time like a DaemonSet rollout.
+NEXT=$SLUICE_BUILD_DIR/bin/sluice-agent-next
+check "the next build of the agent exists ($NEXT)" test -x "$NEXT"
+snapshot
 for node in 1 2; do
-  pinned=$(bpftool prog show pinned "$(bpf_root "$node")/sl_from_pod" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-  for v in $(host_veths "$node"); do
-    now=$(attached_ids "$node" "$v")
-    check "node-$node $v: program swapped (${before[$node/$v]} -> $now, pinned $pinned)" \
-      test "$now" = "$pinned" -a "$now" != "${before[$node/$v]}"
-  done
+  check "node-$node upgraded to the next build" bash "$CLUSTER" restart-agent "$node" --agent-bin "$NEXT"
 done
-
+check_swapped other-build
+snapshot
+for node in 1 2; do
+  check "node-$node rolled back" bash "$CLUSTER" restart-agent "$node"
+done
+check_swapped other-build
+# All of the above happened under the traffic, not after it.
+check "the TCP stream and both ping trains outlasted every restart" kill -0 "$sender" "$p1" "$p2"
+sleep 1
+touch "$CROOT/stop"
+kill -INT "$p1" "$p2" 2>/dev/null || true
 wait "$p1" || true
 wait "$p2" || true
 sender_rc=0
 wait "$sender" || sender_rc=$?
 sleep 0.5
 
-loss() { grep -oE '[0-9.]+% packet loss' "$1" | cut -d% -f1; }
-check "cross-node ping train: 0% loss ($(tail -2 "$CROOT/ping-cross" | head -1))" test "$(loss "$CROOT/ping-cross")" = 0
-check "same-node ping train: 0% loss ($(tail -2 "$CROOT/ping-local" | head -1))" test "$(loss "$CROOT/ping-local")" = 0
-check "TCP stream survived both restarts (sender exit $sender_rc)" test "$sender_rc" -eq 0
+# Pings lost: the sequence numbers missing among the replies up to the last one answered (the
+# request in flight when the train was stopped is no loss).
+lost() {
+  grep -oE 'icmp_seq=[0-9]+' "$1" | cut -d= -f2 | python3 -c '
+import sys
+seqs = {int(l) for l in sys.stdin if l.strip()}
+print(f"{max(seqs) - len(seqs) if seqs else -1} lost of {max(seqs, default=0)}")'
+}
+for train in cross-node same-node; do
+  result=$(lost "$CROOT/ping-$train")
+  check "$train ping train: $result" test "${result%% *}" = 0
+done
+check "TCP stream survived every restart (sender exit $sender_rc)" test "$sender_rc" -eq 0
 sent=$(cat "$CROOT/sent" 2>/dev/null || echo -1)
 received=$(cat "$CROOT/received" 2>/dev/null || echo -2)
 check "every byte arrived ($sent sent, $received received)" test "$sent" = "$received"
