@@ -13,6 +13,7 @@
 # latency (median, p99) over --pods pods for Sluice vs ptp.
 #
 # Usage: sudo hack/bench/same-node.sh [--build-dir DIR] [--rounds N] [--duration S] [--pods N] [--mtu M]
+# (--rounds 0 measures ADD/DEL latency only)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -32,7 +33,7 @@ while (($#)); do
     --duration) DURATION=$2; shift 2 ;;
     --pods) PODS=$2; shift 2 ;;
     --mtu) MTU=$2; shift 2 ;;
-    -h|--help) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "same-node: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -182,63 +183,52 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # ---- ADD/DEL latency: Sluice vs ptp, interleaved pod by pod ----
-# Both go through the same `ip netns exec HOST` a runtime does not need; its own cost is
-# measured and printed alongside.
+# Timed like a runtime pays it: fork, join the host namespace, exec the plugin, wait
+# (hack/bench/cni_latency.py; no `ip netns exec` in the measurement).
 echo "ADD/DEL latency: $PODS pods each for Sluice and ptp" >&2
-for ((i = 0; i < 20; i++)); do
-  t0=$(bench_now_ns); ip netns exec "$P-ptp" true; t1=$(bench_now_ns)
-  echo $(((t1 - t0) / 1000)) >>"$RES/exec.us"
-done
-for ((i = 1; i <= PODS; i++)); do
-  for s in sluice ptp; do
-    netns_new "$P-lat-$s-$i"
-    t0=$(bench_now_ns)
-    cni "$P-$s" "$(plugin_path "$s")" ADD "lat-$s-$i" "$P-lat-$s-$i" "$WORK/$s.json" >/dev/null ||
-      { echo "same-node: $s ADD #$i failed" >&2; exit 1; }
-    t1=$(bench_now_ns)
-    echo $(((t1 - t0) / 1000)) >>"$RES/$s.add.us"
-  done
-done
-for ((i = 1; i <= PODS; i++)); do
-  for s in sluice ptp; do
-    t0=$(bench_now_ns)
-    cni "$P-$s" "$(plugin_path "$s")" DEL "lat-$s-$i" "$P-lat-$s-$i" "$WORK/$s.json" >/dev/null ||
-      { echo "same-node: $s DEL #$i failed" >&2; exit 1; }
-    t1=$(bench_now_ns)
-    echo $(((t1 - t0) / 1000)) >>"$RES/$s.del.us"
-    ip netns del "$P-lat-$s-$i"
+python3 "$REPO/hack/bench/cni_latency.py" --pods "$PODS" --prefix "$P" --out "$RES/latency.json" \
+  --cni-path "$(dirname "$PLUGIN"):$REF_CNI" \
+  --setup sluice "$P-sluice" "$PLUGIN" "$WORK/sluice.json" \
+  --setup ptp "$P-ptp" "$REF_CNI/ptp" "$WORK/ptp.json"
+for s in sluice ptp; do
+  for op in add del; do
+    python3 -c 'import json, sys; print("\n".join(map(str, json.load(open(sys.argv[1]))[sys.argv[2]][sys.argv[3] + "_us"])))' \
+      "$RES/latency.json" "$s" "$op" >"$RES/$s.$op.us"
   done
 done
 
 # ---- report ----
 col() { awk -v c="$2" '{ print $c }' "$1"; }
 ms() { awk -v u="$1" 'BEGIN { if (u == "nan") print "nan"; else printf "%.2f", u / 1000 }'; }
-echo
-printf '%-24s %-22s %-34s %-9s %-22s %-10s %s\n' "setup" "TCP Gbit/s med (min-max)" "per-round ratio to bare" "ratio" \
-  "RR RTT us med (min-max)" "RTT p99" "RTT ratio"
-for s in "${SETUPS[@]}"; do
-  ratios=""
-  for ((r = 1; r <= ROUNDS; r++)); do
-    ratios+="$(bench_ratio "$(sed -n "${r}p" "$RES/$s.tput" | cut -d' ' -f1)" "$(sed -n "${r}p" "$RES/bare.tput" | cut -d' ' -f1)") "
+if ((ROUNDS > 0)); then  # --rounds 0: ADD/DEL latency only
+  echo
+  printf '%-24s %-22s %-34s %-9s %-22s %-10s %s\n' "setup" "TCP Gbit/s med (min-max)" "per-round ratio to bare" "ratio" \
+    "RR RTT us med (min-max)" "RTT p99" "RTT ratio"
+  for s in "${SETUPS[@]}"; do
+    ratios=""
+    for ((r = 1; r <= ROUNDS; r++)); do
+      ratios+="$(bench_ratio "$(sed -n "${r}p" "$RES/$s.tput" | cut -d' ' -f1)" "$(sed -n "${r}p" "$RES/bare.tput" | cut -d' ' -f1)") "
+    done
+    tmed=$(col "$RES/$s.tput" 1 | bench_median)
+    bmed=$(col "$RES/bare.tput" 1 | bench_median)
+    rmed=$(col "$RES/$s.rr" 1 | bench_median)
+    brmed=$(col "$RES/bare.rr" 1 | bench_median)
+    printf '%-24s %-22s %-34s %-9s %-22s %-10s %s\n' "${LABEL[$s]}" "$(bench_fmt_range "$RES/$s.tput" 1)" "$ratios" \
+      "$(bench_ratio "$tmed" "$bmed")" "$(bench_fmt_range "$RES/$s.rr" 1)" "$(col "$RES/$s.rr" 2 | bench_median)" \
+      "$(bench_ratio "$rmed" "$brmed")"
   done
-  tmed=$(col "$RES/$s.tput" 1 | bench_median)
-  bmed=$(col "$RES/bare.tput" 1 | bench_median)
-  rmed=$(col "$RES/$s.rr" 1 | bench_median)
-  brmed=$(col "$RES/bare.rr" 1 | bench_median)
-  printf '%-24s %-22s %-34s %-9s %-22s %-10s %s\n' "${LABEL[$s]}" "$(bench_fmt_range "$RES/$s.tput" 1)" "$ratios" \
-    "$(bench_ratio "$tmed" "$bmed")" "$(bench_fmt_range "$RES/$s.rr" 1)" "$(col "$RES/$s.rr" 2 | bench_median)" \
-    "$(bench_ratio "$rmed" "$brmed")"
-done
-echo
-printf '%-24s %s\n' "setup" "CPU-seconds per GB, med (min-max) [per round]"
-for s in "${SETUPS[@]}"; do
-  printf '%-24s %s  [%s]\n' "${LABEL[$s]}" "$(bench_fmt_range "$RES/$s.tput" 2)" "$(col "$RES/$s.tput" 2 | tr '\n' ' ')"
-done
-echo
-echo "ADD/DEL latency over $PODS pods (ms; each includes 'ip netns exec', itself $(ms "$(bench_median <"$RES/exec.us")") ms median):"
-printf '%-24s %-12s %-12s %-12s %-12s\n' "plugin" "ADD median" "ADD p99" "DEL median" "DEL p99"
+  echo
+  printf '%-24s %s\n' "setup" "CPU-seconds per GB, med (min-max) [per round]"
+  for s in "${SETUPS[@]}"; do
+    printf '%-24s %s  [%s]\n' "${LABEL[$s]}" "$(bench_fmt_range "$RES/$s.tput" 2)" "$(col "$RES/$s.tput" 2 | tr '\n' ' ')"
+  done
+  echo
+fi
+echo "ADD/DEL latency over $PODS pods (ms, fork + exec of the plugin in the host namespace + its work; 'first/last 10': ADD median with 0-9 / $((PODS - 10))-$((PODS - 1)) pods already present):"
+printf '%-24s %-12s %-12s %-12s %-12s %-12s %-12s\n' "plugin" "ADD median" "ADD p99" "first 10" "last 10" "DEL median" "DEL p99"
 for s in sluice ptp; do
-  printf '%-24s %-12s %-12s %-12s %-12s\n' "${LABEL[$s]}" "$(ms "$(bench_median <"$RES/$s.add.us")")" \
-    "$(ms "$(bench_percentile 99 <"$RES/$s.add.us")")" "$(ms "$(bench_median <"$RES/$s.del.us")")" \
+  printf '%-24s %-12s %-12s %-12s %-12s %-12s %-12s\n' "${LABEL[$s]}" "$(ms "$(bench_median <"$RES/$s.add.us")")" \
+    "$(ms "$(bench_percentile 99 <"$RES/$s.add.us")")" "$(ms "$(head -n 10 "$RES/$s.add.us" | bench_median)")" \
+    "$(ms "$(tail -n 10 "$RES/$s.add.us" | bench_median)")" "$(ms "$(bench_median <"$RES/$s.del.us")")" \
     "$(ms "$(bench_percentile 99 <"$RES/$s.del.us")")"
 done

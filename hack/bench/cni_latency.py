@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
+"""ADD/DEL latency of CNI plugins, measured the way a runtime pays it.
+
+A container runtime execs the plugin from the host network namespace with the CNI
+environment and the config on stdin. This driver does the same for each setup: fork, join the
+setup's host namespace (setns in the child, so nothing like `ip netns exec` is timed), exec the
+plugin, wait. Pods are added one by one, alternating between setups so drift hits them alike,
+then deleted in the same order. Creating and deleting the pods' own namespaces is not timed.
+
+Usage: cni_latency.py --pods N --prefix P --cni-path DIRS --out FILE
+                      --setup NAME HOST_NETNS PLUGIN CONF [--setup ...]
+Writes {"NAME": {"add_us": [...], "del_us": [...]}, ...} to FILE (pod order kept).
+"""
+import argparse
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import time
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _join(netns_fd):
+    def enter():
+        if _libc.setns(netns_fd, CLONE_NEWNET) != 0:
+            os._exit(111)
+    return enter
+
+
+def run_plugin(setup, command, container_id, pod_netns, cni_path):
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+           "CNI_COMMAND": command, "CNI_CONTAINERID": container_id,
+           "CNI_NETNS": f"/run/netns/{pod_netns}", "CNI_IFNAME": "eth0", "CNI_PATH": cni_path}
+    t0 = time.monotonic_ns()
+    p = subprocess.run([setup["plugin"]], input=setup["conf"], env=env, capture_output=True,
+                       preexec_fn=_join(setup["fd"]), pass_fds=(setup["fd"],))
+    t1 = time.monotonic_ns()
+    if p.returncode != 0:
+        sys.exit(f"cni_latency: {setup['name']} {command} {container_id} failed "
+                 f"(exit {p.returncode}): {p.stdout.decode(errors='replace')} {p.stderr.decode(errors='replace')[-400:]}")
+    return (t1 - t0) // 1000
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pods", type=int, required=True)
+    ap.add_argument("--prefix", required=True)
+    ap.add_argument("--cni-path", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--setup", nargs=4, action="append", required=True,
+                    metavar=("NAME", "HOST_NETNS", "PLUGIN", "CONF"))
+    a = ap.parse_args()
+
+    setups = []
+    for name, host, plugin, conf in a.setup:
+        with open(conf, "rb") as f:
+            setups.append({"name": name, "plugin": plugin, "conf": f.read(),
+                           "fd": os.open(f"/run/netns/{host}", os.O_RDONLY),
+                           "add_us": [], "del_us": []})
+
+    def pod(s, i):
+        return f"{a.prefix}-lat-{s['name']}-{i}"
+
+    for i in range(1, a.pods + 1):
+        for s in setups:
+            subprocess.run(["ip", "netns", "add", pod(s, i)], check=True)
+            s["add_us"].append(run_plugin(s, "ADD", f"lat-{s['name']}-{i}", pod(s, i), a.cni_path))
+    for i in range(1, a.pods + 1):
+        for s in setups:
+            s["del_us"].append(run_plugin(s, "DEL", f"lat-{s['name']}-{i}", pod(s, i), a.cni_path))
+            subprocess.run(["ip", "netns", "del", pod(s, i)], check=True)
+
+    with open(a.out, "w") as f:
+        json.dump({s["name"]: {"add_us": s["add_us"], "del_us": s["del_us"]} for s in setups}, f)
+
+
+if __name__ == "__main__":
+    main()
