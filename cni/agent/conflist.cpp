@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/fd.h"
+#include "sluice/file.h"
 
 namespace sluice::agent {
 namespace {
@@ -40,6 +41,11 @@ std::optional<std::string> readFile(const std::string& path) {
 }
 
 }  // namespace
+
+Status writeDurably(const std::string& path, const std::string& content, mode_t mode) {
+  const std::string name = std::filesystem::path(path).filename().string();
+  return writeFileAtomic(path, "." + name + ".tmp-", content, mode, Durability::kDurable);
+}
 
 nlohmann::ordered_json chainedCapabilities(const std::string& type) {
   if (type == "portmap") return {{"portMappings", true}};
@@ -71,32 +77,6 @@ std::string renderConflist(const ConflistParams& p) {
   return doc.dump(2) + "\n";
 }
 
-Status writeFileAtomic(const std::string& path, const std::string& content, unsigned mode) {
-  const std::string tmp = path + ".tmp";
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-  if (!fd.valid()) return Error::fromErrno(errno, "create " + tmp, CniCode::kIoFailure);
-  auto cleanup = [&] { ::unlink(tmp.c_str()); };
-  if (::fchmod(fd.get(), mode) != 0) {
-    cleanup();
-    return Error::fromErrno(errno, "chmod " + tmp, CniCode::kIoFailure);
-  }
-  if (auto st = writeAll(fd.get(), content.data(), content.size(), tmp); !st.ok()) {
-    cleanup();
-    return st;
-  }
-  if (::fsync(fd.get()) != 0) {
-    cleanup();
-    return Error::fromErrno(errno, "fsync " + tmp, CniCode::kIoFailure);
-  }
-  fd.reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    cleanup();
-    return Error::fromErrno(err, "rename " + tmp + " to " + path, CniCode::kIoFailure);
-  }
-  return okStatus();
-}
-
 Result<bool> writeConflist(const std::string& dir, const ConflistParams& p) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
@@ -107,7 +87,7 @@ Result<bool> writeConflist(const std::string& dir, const ConflistParams& p) {
   if (auto cur = readFile(path); cur && *cur == text && ::stat(path.c_str(), &st) == 0 &&
                                  (st.st_mode & 07777) == 0644)
     return false;
-  SL_TRY(writeFileAtomic(path, text, 0644));
+  SL_TRY(writeDurably(path, text, 0644));
   std::string chain;
   for (const auto& c : p.chain) chain += ", " + c;
   spdlog::info("wrote {} (pod CIDR {}, mtu {}, plugins sluice{})", path, p.podCidr.network().str(), p.mtu, chain);

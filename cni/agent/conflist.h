@@ -3,6 +3,8 @@
 // (<cni-conf-dir>/10-sluice.conflist, docs/internals.md), and the plugin binary install.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -33,13 +35,14 @@ nlohmann::ordered_json chainedCapabilities(const std::string& type);
 // The conflist JSON text (logFile = <stateDir>/cni.log).
 std::string renderConflist(const ConflistParams& p);
 
-// Writes <dir>/10-sluice.conflist atomically (temp file + fsync + rename, mode 0644); an
+// Writes <dir>/10-sluice.conflist atomically and durably (writeDurably, mode 0644); an
 // identical file is left alone so runtimes watching the directory see no change. Returns
 // whether the file was (re)written.
 Result<bool> writeConflist(const std::string& dir, const ConflistParams& p);
 
-// Writes `content` to `path` via `<path>.tmp` + rename with `mode`.
-Status writeFileAtomic(const std::string& path, const std::string& content, unsigned mode);
+// Writes `content` to `path` with exactly `mode`, atomically and durably (fsynced temporary
+// `.<name>.tmp-*` in the same directory, rename, fsync of the directory).
+Status writeDurably(const std::string& path, const std::string& content, mode_t mode);
 
 // Copies `src` to <binDir>/sluice.tmp, mode 0755, then renames it to <binDir>/sluice.
 Status installCniBinary(const std::string& src, const std::string& binDir);

@@ -23,7 +23,7 @@ Status writeAgentState(const std::string& stateDir, const AgentState& s) {
             {"mode", s.mode},         {"underlay", s.underlay}, {"overlayIfindex", s.overlayIfindex},
             {"mtu", s.mtu},           {"ready", s.ready},       {"pid", s.pid},
             {"version", s.version},   {"nodes", json::parse(nodesToJson(s.nodes))["nodes"]}};
-  return writeFileAtomic(agentStatePath(stateDir), j.dump(2) + "\n", 0644);
+  return writeDurably(agentStatePath(stateDir), j.dump(2) + "\n", 0644);
 }
 
 Result<AgentState> readAgentState(const std::string& stateDir) {

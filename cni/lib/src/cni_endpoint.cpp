@@ -88,7 +88,8 @@ Status writeEndpointRecord(const std::string& stateDir, const EndpointRecord& r)
   if (ec) return ioError(ec.value(), "create " + dir);
   const std::string path = endpointRecordPath(stateDir, r.hostVeth);
   // The temporary's prefix is what removeEndpointRecord sweeps after a killed writer.
-  SL_TRY(writeFileAtomic(path, "." + r.hostVeth + ".tmp-", endpointToJson(r).dump(2) + "\n", 0644));
+  SL_TRY(writeFileAtomic(path, "." + r.hostVeth + ".tmp-", endpointToJson(r).dump(2) + "\n", 0644,
+                         Durability::kAtomic));
   return okStatus();
 }
 

@@ -176,7 +176,7 @@ Result<std::vector<Allocation>> LocalIpam::allocate(const std::string& container
       const IpRange& range = set[ri];
       if (!excluded(range, cur)) {
         if (tmp.empty()) {
-          auto t = writeTempFile(dir_, kTmpPrefix, content, 0644);
+          auto t = writeTempFile(dir_, kTmpPrefix, content, 0644, Durability::kAtomic);
           if (!t.ok()) {
             rollback();
             return std::move(t).error();
@@ -215,13 +215,12 @@ Result<std::vector<Allocation>> LocalIpam::allocate(const std::string& container
       return Error(CniCode::kIpamExhausted,
                    "ipam: no free address in range set " + std::to_string(si) + ": " + desc);
     }
-    auto lastTmp = writeTempFile(dir_, kTmpPrefix, got->ip.str() + "\n", 0644);
+    auto lastTmp = writeTempFile(dir_, kTmpPrefix, got->ip.str() + "\n", 0644, Durability::kAtomic);
     if (lastTmp.ok()) {
       if (::rename(lastTmp->c_str(), lastPath.c_str()) != 0) ::unlink(lastTmp->c_str());
     }
     out.push_back(*got);
   }
-  syncDir(dir_);
   return out;
 }
 
@@ -251,7 +250,6 @@ Result<std::vector<net::IpAddr>> LocalIpam::release(const std::string& container
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ioError(errno, "unlink " + path);
     out.push_back(r.ip);
   }
-  if (!out.empty()) syncDir(dir_);
   return out;
 }
 

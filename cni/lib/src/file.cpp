@@ -2,6 +2,7 @@
 #include "sluice/file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -13,6 +14,12 @@ namespace {
 
 Error ioError(int err, const std::string& what) {
   return Error::fromErrno(err, what, CniCode::kIoFailure);
+}
+
+// fsync of a directory (after a rename in it); best effort.
+void syncDir(const std::string& dir) {
+  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (fd.valid()) ::fsync(fd.get());
 }
 
 }  // namespace
@@ -39,7 +46,7 @@ Result<std::optional<std::string>> readFileIfExists(const std::string& path, siz
 }
 
 Result<std::string> writeTempFile(const std::string& dir, const std::string& prefix,
-                                  std::string_view content, mode_t mode) {
+                                  std::string_view content, mode_t mode, Durability d) {
   static std::atomic<uint64_t> counter{0};
   const std::string path = dir + "/" + prefix + std::to_string(::getpid()) + "-" +
                            std::to_string(counter.fetch_add(1));
@@ -49,6 +56,7 @@ Result<std::string> writeTempFile(const std::string& dir, const std::string& pre
     ::unlink(path.c_str());
     return ioError(err, what + " " + path);
   };
+  if (::fchmod(fd.get(), mode) != 0) return failed(errno, "chmod");
   size_t off = 0;
   while (off < content.size()) {
     ssize_t n = ::write(fd.get(), content.data() + off, content.size() - off);
@@ -58,27 +66,23 @@ Result<std::string> writeTempFile(const std::string& dir, const std::string& pre
     }
     off += static_cast<size_t>(n);
   }
-  if (::fsync(fd.get()) != 0) return failed(errno, "fsync");
+  if (d == Durability::kDurable && ::fsync(fd.get()) != 0) return failed(errno, "fsync");
   return path;
 }
 
 Status writeFileAtomic(const std::string& path, const std::string& tmpPrefix,
-                       std::string_view content, mode_t mode) {
+                       std::string_view content, mode_t mode, Durability d) {
   const auto slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
-  SL_ASSIGN_OR_RETURN(std::string tmp, writeTempFile(dir, tmpPrefix, content, mode));
+  SL_ASSIGN_OR_RETURN(std::string tmp, writeTempFile(dir, tmpPrefix, content, mode, d));
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     int err = errno;
     ::unlink(tmp.c_str());
     return ioError(err, "rename to " + path);
   }
-  syncDir(dir);
+  if (d == Durability::kDurable) syncDir(dir);
   return okStatus();
 }
 
-void syncDir(const std::string& dir) {
-  Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (fd.valid()) ::fsync(fd.get());
-}
 
 }  // namespace sluice

@@ -2,6 +2,17 @@
 // Crash-safe small-file I/O shared by the IPAM allocator, the endpoint records and the
 // agent: a reader never sees half a file, and a writer killed midway leaves only a temporary
 // file with a known prefix behind (which the owner of the directory sweeps).
+//
+// How far a write must survive is the caller's choice (Durability):
+//  - kAtomic: safe against the writer being killed at any point (rename/link of a complete
+//    temporary), not against the machine crashing. The plugin's per-pod state (IPAM
+//    reservations, endpoint records) is written this way, like the reference host-local
+//    plugin and libcni's result cache do: it describes pods whose network namespaces cannot
+//    outlive a machine crash, and after a reboot CNI GC and the agent's endpoint GC reconcile
+//    whatever was or was not persisted. Each fsync costs a disk flush (milliseconds on a
+//    busy node) on the ADD path.
+//  - kDurable: fsync of the file before the rename and of the directory after it. For what
+//    must survive a reboot as written: the agent's conflist and state.
 #pragma once
 
 #include <sys/types.h>
@@ -19,16 +30,16 @@ namespace sluice {
 Result<std::optional<std::string>> readFileIfExists(const std::string& path,
                                                     size_t maxBytes = 1 << 20);
 
-// <dir>/<prefix><pid>-<n>, created exclusively with `mode`, written in full and fsynced;
-// removed again on failure. Returns its path.
+enum class Durability { kAtomic, kDurable };
+
+// <dir>/<prefix><pid>-<n>, created exclusively with exactly `mode` (whatever the umask),
+// written in full (and fsynced when durable); removed again on failure. Returns its path.
 Result<std::string> writeTempFile(const std::string& dir, const std::string& prefix,
-                                  std::string_view content, mode_t mode);
+                                  std::string_view content, mode_t mode, Durability d);
 
-// writeTempFile in the file's directory, rename over `path`, fsync the directory.
+// writeTempFile in the file's directory, rename over `path` (then, when durable, fsync the
+// directory).
 Status writeFileAtomic(const std::string& path, const std::string& tmpPrefix,
-                       std::string_view content, mode_t mode);
-
-// fsync of a directory (after a rename or unlink in it); best effort.
-void syncDir(const std::string& dir);
+                       std::string_view content, mode_t mode, Durability d);
 
 }  // namespace sluice
