@@ -60,6 +60,8 @@ int sl_from_overlay(struct __sk_buff *skb)
 	if (err)
 		return sl_drop(skb, err);
 	sl_to_this_host(skb);
+	if (p.ip6 && p.ip6_ext)
+		return sl_to_stack(skb); /* as from_pod: the stack forwards what the NAT check cannot see */
 
 	ep = bpf_map_lookup_elem(&sl_endpoints, &key);
 	if (!ep)

@@ -5,6 +5,7 @@
  * 2. a local endpoint → L2 rewrite + bpf_redirect_peer into its netns;
  * 3. a remote node's pod CIDR → tunnel key + redirect to sluice_vxlan (native: redirect_neigh);
  * 4. anything else → the host stack (services, host, outside world).
+ * IPv6 with extension headers goes to the stack after the source check (lib/parse.h).
  * Before 2 and 3, packets of flows the stack translated (lib/nat.h) go to the stack instead.
  *
  * to_pod: tc egress of the same veth, i.e. what the host stack delivers to the pod (our own
@@ -17,12 +18,22 @@
 #include "lib/parse.h"
 #include "lib/tunnel.h"
 
-/* Neighbour discovery and router solicitation must always reach the host. */
+/*
+ * Neighbour discovery and router solicitation must always reach the host, whatever their source
+ * (a pod answers the host's solicitations from its own address, probes from ::). Only what a
+ * receiver would accept as ND passes unchecked (RFC 4861 section 7.1: hop limit 255, and on a
+ * link that is addressed to a multicast group or a link-local address); anything else of those
+ * types is judged like any packet, so it is no way around the source check.
+ */
 static __always_inline int sl_is_ndisc(struct sl_pkt *p)
 {
 	struct icmp6hdr *icmp;
+	__u32 w0;
 
-	if (!p->ip6 || p->ip6->nexthdr != IPPROTO_ICMPV6_NR)
+	if (!p->ip6 || p->ip6->nexthdr != IPPROTO_ICMPV6_NR || p->ip6->hop_limit != 255)
+		return 0;
+	w0 = bpf_ntohl(p->ip6->daddr.in6_u.u6_addr32[0]);
+	if ((w0 >> 24) != 0xff && (w0 & 0xffc00000) != 0xfe800000)
 		return 0;
 	icmp = (void *)(p->ip6 + 1);
 	if ((void *)(icmp + 1) > p->end)
@@ -76,12 +87,23 @@ static __always_inline int sl_forward_remote(struct __sk_buff *skb, struct sl_pk
 		struct bpf_redir_neigh nh = {};
 		long ret;
 
-		if (!cfg->underlay_ifindex || !rt->node_ip4)
+		if (!cfg->underlay_ifindex)
 			return sl_to_stack(skb);
+		if (p->ip6) {
+			/* The kernel resolves an IPv6 packet's next hop only as an IPv6 neighbour: over
+			 * an IPv4-only underlay the stack's route (via inet) takes it instead. */
+			if (!sl_ip6_nonzero(rt->node_ip6))
+				return sl_to_stack(skb);
+			nh.nh_family = 10; /* AF_INET6 */
+			__builtin_memcpy(nh.ipv6_nh, rt->node_ip6, sizeof(nh.ipv6_nh));
+		} else {
+			if (!rt->node_ip4)
+				return sl_to_stack(skb);
+			nh.nh_family = 2; /* AF_INET */
+			nh.ipv4_nh = rt->node_ip4;
+		}
 		if (sl_routed_hop(p))
 			return sl_to_stack(skb);
-		nh.nh_family = 2; /* AF_INET */
-		nh.ipv4_nh = rt->node_ip4;
 		ret = bpf_redirect_neigh(cfg->underlay_ifindex, &nh, sizeof(nh), 0);
 		if (ret != TC_ACT_REDIRECT)
 			return sl_drop(skb, SL_DROP_REDIRECT);
@@ -131,6 +153,11 @@ int sl_from_pod(struct __sk_buff *skb)
 		sl_count(SL_CNT_TO_STACK, skb->len);
 		return TC_ACT_UNSPEC;
 	}
+	/* IPv6 behind extension headers (fragments among them): the NAT check cannot see the
+	 * upper layer, so the stack (conntrack, reassembly where it must) forwards these instead,
+	 * through the same host routes and sluice_vxlan. */
+	if (p.ip6 && p.ip6_ext)
+		return sl_to_stack(skb);
 
 	if (p.ip4)
 		sl_ip_from4(&key.ip, p.ip4->daddr);

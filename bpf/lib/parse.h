@@ -15,10 +15,22 @@ struct sl_pkt {
 	struct iphdr *ip4; /* set when proto == ETH_P_IP and the header is sane */
 	struct ipv6hdr *ip6;
 	__u32 l3_len;	   /* bytes of L3 header (IPv4 incl. options, IPv6 fixed header) */
-	__u8 l4_proto;
+	__u8 l4_proto;	   /* IPv4 protocol; IPv6: the fixed header's next header */
 	__u8 is_frag;	   /* IPv4 fragment (first or later) */
-	__u16 pad;
+	__u8 ip6_ext;	   /* IPv6 with extension headers (fragments included): l4_proto is one */
+	__u8 pad;
 };
+
+/*
+ * IPv6 extension headers (RFC 8200 section 4, IANA's list): hop-by-hop, routing, fragment, AH,
+ * destination options, mobility, HIP, shim6. Behind any of them the upper-layer header is out of
+ * sight of a fixed-offset parse, fragments after the first have none at all.
+ */
+static __always_inline int sl_ip6_is_ext(__u8 nexthdr)
+{
+	return nexthdr == 0 || nexthdr == 43 || nexthdr == 44 || nexthdr == 51 || nexthdr == 60 ||
+	       nexthdr == 135 || nexthdr == 139 || nexthdr == 140;
+}
 
 /* 0 on success, SL_DROP_MALFORMED for truncated or invalid IP headers. Non-IP frames parse
  * fine with ip4 == ip6 == NULL. */
@@ -31,6 +43,7 @@ static __always_inline int sl_parse(struct __sk_buff *skb, struct sl_pkt *p)
 	p->l3_len = 0;
 	p->l4_proto = 0;
 	p->is_frag = 0;
+	p->ip6_ext = 0;
 
 	p->eth = p->data;
 	if ((void *)(p->eth + 1) > p->end)
@@ -64,6 +77,7 @@ static __always_inline int sl_parse(struct __sk_buff *skb, struct sl_pkt *p)
 		p->ip6 = ip6;
 		p->l3_len = sizeof(*ip6);
 		p->l4_proto = ip6->nexthdr;
+		p->ip6_ext = sl_ip6_is_ext(ip6->nexthdr);
 	}
 	return 0;
 }
@@ -91,6 +105,11 @@ static __always_inline int sl_ip6_is_local_scope(const struct in6_addr *a)
 		return 1;
 	return (a->in6_u.u6_addr32[0] | a->in6_u.u6_addr32[1] | a->in6_u.u6_addr32[2] |
 		a->in6_u.u6_addr32[3]) == 0;
+}
+
+static __always_inline int sl_ip6_nonzero(const __u32 *a)
+{
+	return (a[0] | a[1] | a[2] | a[3]) != 0;
 }
 
 static __always_inline int sl_ip6_eq(const struct in6_addr *a, const __u32 *b)

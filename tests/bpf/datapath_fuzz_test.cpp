@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "datapath_model.h"
+#include "packet.h"
 
 namespace sluice::test::model {
 namespace {
@@ -110,6 +111,42 @@ TEST_F(DatapathModelTest, ADisagreementIsReported) {
   known.ifaces.emplace_back(runner_->ifindexes()[2], s.ifaces[0].second);
   EXPECT_NE(runner_->check(known, stranger).find("verdict"), std::string::npos);
   EXPECT_EQ(runner_->check(s, stranger), "");
+}
+
+// Dual stack over an IPv4 underlay, on the real path: a pod's IPv6 packet to node-3's IPv6 pod
+// CIDR leaves the underlay as VXLAN in IPv4 to node-3's IPv4 address, with the VNI; a model
+// that names another node or VNI is contradicted by the captured packet.
+TEST_F(DatapathModelTest, Ipv6PodTrafficRidesTheIpv4Underlay) {
+  const State s = scenario(0, runner_->ifindexes());
+  ASSERT_TRUE(runner_->apply(s).ok());
+  Frame f;
+  f.ifindex = runner_->ifindexes()[0];
+  Ip6Spec spec;
+  spec.src = "fd00:10:244:1::2";  // pod A's own
+  spec.dst = "fd00:10:244:3::9";
+  spec.nextHeader = 17;
+  spec.payload = Bytes(64, 0x5a);
+  f.bytes = ip6Frame(Mac{0x02, 0xbb, 0, 0, 0, 2}, Mac{0x02, 0xaa, 0, 0, 0, 2}, spec);
+
+  const Decision d = decideFromPod(s, f);
+  ASSERT_EQ(d.counter, SL_CNT_ENCAP) << d.why;
+  ASSERT_TRUE(d.tunnel.has_value());
+  EXPECT_FALSE(d.tunnel->ipv6) << "the underlay stays IPv4";
+  EXPECT_EQ(d.tunnel->remote4, 0xc6120003u) << "198.18.0.3";
+  const uint64_t tunnels = runner_->tunnelsChecked();
+  EXPECT_EQ(runner_->check(s, f), "");
+  EXPECT_EQ(runner_->tunnelsChecked(), tunnels + 1) << "the tunnel key was checked on the real path";
+
+  State wrongNode = s;
+  bool found = false;
+  for (auto& r : wrongNode.routes)
+    if (r.family == SL_AF_INET6 && r.route.node_ip4 != 0) {
+      r.route.node_ip4 ^= 0x01000000;  // 198.18.0.3 -> .2
+      found = true;
+    }
+  ASSERT_TRUE(found) << "scenario 0 has an IPv6 pod CIDR over the IPv4 underlay";
+  ASSERT_TRUE(runner_->apply(s).ok());
+  EXPECT_NE(runner_->check(wrongNode, f).find("tunnel key"), std::string::npos);
 }
 
 }  // namespace

@@ -193,10 +193,14 @@ Decision decideFromPod(const State& s, const Frame& f) {
   }
   if (!ip4 && !ip6) return toStack("not IP (ARP, LLDP, ...)");
 
-  // 2. Neighbour discovery and link-local/unspecified IPv6 sources belong to the host.
+  // 2. Neighbour discovery (as a receiver accepts it: hop limit 255, to a multicast group or a
+  // link-local address) and link-local/unspecified IPv6 sources belong to the host.
   if (ip6) {
     const uint8_t* src = &b[kEth + 8];
-    const bool ndisc = l4 == 58 && len >= kEth + 40 + 8 && b[kEth + 40] >= 133 && b[kEth + 40] <= 137;
+    const uint8_t* dst = &b[kEth + 24];
+    const bool linkScopedDst = dst[0] == 0xff || (dst[0] == 0xfe && (dst[1] & 0xc0) == 0x80);
+    const bool ndisc = l4 == 58 && b[kEth + 7] == 255 && linkScopedDst && len >= kEth + 40 + 8 &&
+                       b[kEth + 40] >= 133 && b[kEth + 40] <= 137;
     const bool linkLocal = src[0] == 0xfe && (src[1] & 0xc0) == 0x80;
     const bool unspecified = std::all_of(src, src + 16, [](uint8_t c) { return c == 0; });
     if (ndisc) return toStack("IPv6 neighbour discovery / router solicitation");
@@ -210,6 +214,11 @@ Decision decideFromPod(const State& s, const Frame& f) {
     return drop(SL_DROP_SPOOFED_SRC, "IPv4 source is not the pod's");
   if (ip6 && (!(id->second.flags & SL_IFACE_F_HAS_V6) || std::memcmp(&b[kEth + 8], id->second.ip6, 16) != 0))
     return drop(SL_DROP_SPOOFED_SRC, "IPv6 source is not the pod's");
+
+  // 3b. IPv6 behind extension headers: the stack forwards it (the NAT check cannot see the
+  // upper layer). Shaped pods (SL_IFACE_F_QDISC_EGRESS) are never generated here.
+  if (ip6 && (l4 == 0 || l4 == 43 || l4 == 44 || l4 == 51 || l4 == 60 || l4 == 135 || l4 == 139 || l4 == 140))
+    return toStack("IPv6 extension headers: the stack forwards it");
 
   sl_ip dst{};
   dst.family = ip4 ? SL_AF_INET : SL_AF_INET6;
@@ -267,7 +276,10 @@ Decision decideFromPod(const State& s, const Frame& f) {
   // 6. A remote node's pod CIDR.
   const sl_config& c = s.config;
   if (c.mode == SL_MODE_NATIVE) {
-    if (!c.underlay_ifindex || !best->route.node_ip4) return toStack("native routing without underlay/next hop");
+    const bool v6NextHop = std::any_of(std::begin(best->route.node_ip6), std::end(best->route.node_ip6),
+                                       [](uint32_t w) { return w != 0; });
+    if (!c.underlay_ifindex || (ip4 && !best->route.node_ip4) || (ip6 && !v6NextHop))
+      return toStack("native routing without underlay/next hop of the packet's family");
     if (ttl <= 1) return toStack("remote, but the TTL expires");
     decrementTtl(d.out, ip4);
     d.retval = TC_ACT_REDIRECT;
@@ -377,7 +389,8 @@ uint32_t netOrder(const sl_ip& ip) { return ip.addr[0]; }
 State scenario(unsigned index, const std::vector<uint32_t>& ifindexes) {
   if (index >= kFixedScenarios) return Generator(index, ifindexes).state();
   // The datapath tests' node: pod A on veth 0 (10.244.1.2, fd00:10:244:1::2), pod B on veth 1
-  // (10.244.1.3), node-2 owns 10.244.2.0/24 and fd00:10:244:2::/64 (IPv6 underlay), a /16
+  // (10.244.1.3), node-2 owns 10.244.2.0/24 and fd00:10:244:2::/64 (IPv6 underlay), node-3
+  // fd00:10:244:3::/64 over the IPv4 underlay (dual stack as the agent plumbs it), a /16
   // catch-all to node-3, and veth 2 has no identity.
   State s;
   s.ifaces.emplace_back(ifindexes.at(0), identity(v4(10, 244, 1, 2), v6(1, 2), SL_IFACE_F_HAS_V4 | SL_IFACE_F_HAS_V6));
@@ -388,6 +401,7 @@ State scenario(unsigned index, const std::vector<uint32_t>& ifindexes) {
   const sl_ip node2v6 = v6(0xff, 2);
   s.routes.push_back(route(v4(10, 244, 2, 0), 24, netOrder(v4(198, 18, 0, 2))));
   s.routes.push_back(route(v6(2, 0), 64, 0, &node2v6));
+  s.routes.push_back(route(v6(3, 0), 64, netOrder(v4(198, 18, 0, 3))));
   s.routes.push_back(route(v4(10, 244, 0, 0), 16, netOrder(v4(198, 18, 0, 3))));
   s.config.layout_version = SL_LAYOUT_VERSION;
   s.config.mode = SL_MODE_VXLAN;
@@ -598,6 +612,18 @@ Frame Generator::frame(const State& s) {
     for (size_t i = 0; i < payload; ++i) b[l4off + i] = static_cast<uint8_t>(u32());
     if (l4 == 58 && payload >= 1) b[l4off] = static_cast<uint8_t>(chance(0.6) ? 128 + below(12) : u32());
     if (l4 == 6 && payload >= 20) b[l4off + 12] = static_cast<uint8_t>((5 + below(11)) << 4);
+    // Extension headers (a fragment header most often) in front of the upper layer.
+    if (chance(0.12)) {
+      static const uint8_t kExt[] = {44, 44, 0, 43, 60, 51};
+      b[kEth + 6] = kExt[below(6)];
+      if (payload >= 1) b[l4off] = l4;
+    }
+    // Neighbour discovery as a host sends it: hop limit 255, to a link-local or multicast address.
+    if (l4 == 58 && payload >= 1 && b[l4off] >= 133 && b[l4off] <= 137 && chance(0.7)) {
+      b[kEth + 7] = 255;
+      b[kEth + 24] = chance(0.5) ? 0xff : 0xfe;
+      b[kEth + 25] = b[kEth + 24] == 0xff ? 0x02 : 0x80;
+    }
   }
 
   // Damage: flipped bytes (often in the headers), or a cut anywhere.

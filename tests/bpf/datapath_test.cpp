@@ -47,6 +47,7 @@ class DatapathTest : public ::testing::Test {
     c.overlay_mtu = 1450;
     ASSERT_TRUE(maps().config.update(0, c).ok());
     addRoute("10.244.2.0/24", "198.18.0.2");
+    addRoute("fd00:10:244:2::/64", "198.18.0.2");  // dual stack: IPv6 pods, IPv4 underlay
     before_ = counters();
   }
 
@@ -355,10 +356,49 @@ TEST_F(DatapathTest, Ipv6LocalDestinationIsRedirected) {
   Bytes in = ip6Frame(kHostAMac, kPodAMac, {});
   auto r = fromPod(in);
   EXPECT_EQ(r.retval, TC_ACT_REDIRECT);
-  EXPECT_EQ(macAt(r.out, 0), kPodBMac);
-  EXPECT_EQ(macAt(r.out, 6), kHostBMac);
+  ASSERT_EQ(r.out.size(), in.size());
+  EXPECT_EQ(macAt(r.out, 0), kPodBMac) << "destination MAC must be the target pod's eth0";
+  EXPECT_EQ(macAt(r.out, 6), kHostBMac) << "source MAC must be the target pod's host veth";
   EXPECT_EQ(r.out[14 + 7], 63) << "hop limit decremented";
+  EXPECT_EQ(std::memcmp(r.out.data() + 14, in.data() + 14, 7), 0) << "version, class, flow, length, next header kept";
+  EXPECT_EQ(std::memcmp(r.out.data() + 14 + 8, in.data() + 14 + 8, in.size() - 22), 0) << "addresses and payload untouched";
   expectOnlyCounter(SL_CNT_REDIRECT_LOCAL);
+}
+
+TEST_F(DatapathTest, Ipv6HopLimitOneGoesToTheStackForTimeExceeded) {
+  Ip6Spec s;
+  s.hopLimit = 1;
+  Bytes in = ip6Frame(kHostAMac, kPodAMac, s);
+  auto r = fromPod(in);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.out, in);
+  expectOnlyCounter(SL_CNT_TO_STACK);
+}
+
+// Dual stack over an IPv4 underlay: the IPv6 pod CIDR of node-2 maps to node-2's IPv4 address.
+// (The tunnel key itself is read off a real VXLAN packet in datapath_fuzz_test.cpp: a test run
+// cannot show tunnel metadata.)
+TEST_F(DatapathTest, Ipv6RemoteDestinationIsEncapsulatedOverTheIpv4Underlay) {
+  Ip6Spec s;
+  s.dst = "fd00:10:244:2::9";
+  Bytes in = ip6Frame(kHostAMac, kPodAMac, s);
+  auto r = fromPod(in);
+  EXPECT_EQ(r.retval, TC_ACT_REDIRECT);
+  ASSERT_EQ(r.out.size(), in.size());
+  EXPECT_EQ(r.out[14 + 7], 63) << "hop limit decremented";
+  EXPECT_EQ(std::memcmp(r.out.data(), in.data(), 14), 0) << "the overlay device takes the frame as it is";
+  expectOnlyCounter(SL_CNT_ENCAP);
+}
+
+TEST_F(DatapathTest, Ipv6RemoteDestinationTooBigForTheOverlayGoesToTheStack) {
+  Ip6Spec s;
+  s.dst = "fd00:10:244:2::9";
+  s.payload = Bytes(1500 - 40, 0x5a);  // a 1500-byte IPv6 packet; the overlay carries 1450
+  Bytes in = ip6Frame(kHostAMac, kPodAMac, s);
+  auto r = fromPod(in);
+  EXPECT_EQ(r.retval, TC_ACT_OK) << "the stack answers packet-too-big";
+  EXPECT_EQ(r.out, in);
+  expectOnlyCounter(SL_CNT_TO_STACK);
 }
 
 TEST_F(DatapathTest, Ipv6SpoofedSourceIsDropped) {
@@ -369,22 +409,175 @@ TEST_F(DatapathTest, Ipv6SpoofedSourceIsDropped) {
   expectOnlyCounter(SL_CNT_DROP(SL_DROP_SPOOFED_SRC));
 }
 
-TEST_F(DatapathTest, Ipv6NeighbourDiscoveryAlwaysReachesTheHost) {
-  Ip6Spec ns;
-  ns.src = "fe80::aa:ff:fe00:2";
-  ns.dst = "ff02::1:ff00:1";
-  ns.nextHeader = 58;
-  ns.payload = Bytes(24, 0);
-  ns.payload[0] = 135;  // neighbour solicitation
-  Bytes in = ip6Frame(Mac{0x33, 0x33, 0xff, 0, 0, 1}, kPodAMac, ns);
-  auto r = fromPod(in);
-  EXPECT_EQ(r.retval, TC_ACT_OK);
-  EXPECT_EQ(r.out, in);
+TEST_F(DatapathTest, Ipv6SourceOfAnotherPodIsDroppedLocallyAndTowardsOtherNodes) {
+  for (const char* dst : {"fd00:10:244:1::3", "fd00:10:244:2::9", "2001:db8::1"}) {
+    Ip6Spec s;
+    s.src = "fd00:10:244:1::3";  // pod B's address, sent from pod A's veth
+    s.dst = dst;
+    before_ = counters();
+    auto r = fromPod(ip6Frame(kHostAMac, kPodAMac, s));
+    EXPECT_EQ(r.retval, TC_ACT_SHOT) << "to " << dst;
+    expectOnlyCounter(SL_CNT_DROP(SL_DROP_SPOOFED_SRC));
+  }
+}
 
-  Ip6Spec dad = ns;
-  dad.src = "::";
-  r = fromPod(ip6Frame(Mac{0x33, 0x33, 0xff, 0, 0, 2}, kPodAMac, dad));
-  EXPECT_EQ(r.retval, TC_ACT_OK) << "duplicate address detection uses the unspecified source";
+// A pod with an IPv4 address only may not send IPv6 from any global address at all.
+TEST_F(DatapathTest, Ipv4OnlyPodSendingIpv6IsDropped) {
+  sl_iface b{};
+  b.flags = SL_IFACE_F_HAS_V4;
+  b.ip4 = ip4Net("10.244.1.3");
+  ASSERT_TRUE(maps().ifaces.update(static_cast<uint32_t>(veth_->b()), b).ok());
+  for (const char* src : {"fd00:10:244:1::3", "fd00:10:244:1::2", "::ffff:10.244.1.3"}) {
+    Ip6Spec s;
+    s.src = src;
+    s.dst = "fd00:10:244:1::3";
+    before_ = counters();
+    auto r = fromPod(ip6Frame(kHostBMac, kPodBMac, s), veth_->b());
+    EXPECT_EQ(r.retval, TC_ACT_SHOT) << "from " << src;
+    expectOnlyCounter(SL_CNT_DROP(SL_DROP_SPOOFED_SRC));
+  }
+  // Its IPv4 still flows.
+  Ip4Spec ok;
+  ok.src = "10.244.1.3";
+  ok.dst = "10.244.2.9";
+  before_ = counters();
+  EXPECT_EQ(fromPod(ip4Frame(kHostBMac, kPodBMac, ok), veth_->b()).retval, TC_ACT_REDIRECT);
+  expectOnlyCounter(SL_CNT_ENCAP);
+}
+
+namespace {
+// An ICMPv6 neighbour discovery message of `type` (its body zero).
+Ip6Spec ndisc(uint8_t type, const std::string& src, const std::string& dst) {
+  Ip6Spec s;
+  s.src = src;
+  s.dst = dst;
+  s.hopLimit = 255;
+  s.nextHeader = 58;
+  s.payload = Bytes(type == 133 ? 8 : 24, 0);
+  s.payload[0] = type;
+  return s;
+}
+}  // namespace
+
+TEST_F(DatapathTest, Ipv6NeighbourDiscoveryAlwaysReachesTheHost) {
+  const Mac snm{0x33, 0x33, 0xff, 0, 0, 1};
+  struct Case {
+    const char* what;
+    Ip6Spec spec;
+  };
+  const Case cases[] = {
+      {"neighbour solicitation from link-local", ndisc(135, "fe80::aa:ff:fe00:2", "ff02::1:ff00:1")},
+      {"DAD probe from the unspecified address", ndisc(135, "::", "ff02::1:ff00:2")},
+      {"router solicitation", ndisc(133, "fe80::aa:ff:fe00:2", "ff02::2")},
+      // The pod answers the host's solicitation for its address from that address, to the host
+      // veth's link-local one; another pod's global source does not stop ND either.
+      {"neighbour advertisement from the pod's own address", ndisc(136, "fd00:10:244:1::2", "fe80::bb:ff:fe00:2")},
+      {"neighbour advertisement from a foreign address", ndisc(136, "fd00:10:244:1::3", "fe80::bb:ff:fe00:2")},
+      {"neighbour solicitation for the gateway", ndisc(135, "fd00:10:244:1::2", "fe80::1")},
+  };
+  for (const auto& c : cases) {
+    Bytes in = ip6Frame(snm, kPodAMac, c.spec);
+    before_ = counters();
+    auto r = fromPod(in);
+    EXPECT_EQ(r.retval, TC_ACT_OK) << c.what;
+    EXPECT_EQ(r.out, in) << c.what;
+    expectOnlyCounter(SL_CNT_TO_STACK);
+  }
+}
+
+// Only what a receiver accepts as ND skips the source check: of those ICMPv6 types, one with a
+// routed hop limit or addressed beyond the link is judged like any packet.
+TEST_F(DatapathTest, Ipv6NdLookalikesAreNoWayAroundTheSourceCheck) {
+  Ip6Spec routed = ndisc(135, "fd00:10:244:1::3", "fe80::1");
+  routed.hopLimit = 64;
+  Ip6Spec global = ndisc(136, "fd00:10:244:1::3", "fd00:10:244:2::9");
+  for (const Ip6Spec& s : {routed, global}) {
+    before_ = counters();
+    auto r = fromPod(ip6Frame(kHostAMac, kPodAMac, s));
+    EXPECT_EQ(r.retval, TC_ACT_SHOT) << s.dst << " hop limit " << int(s.hopLimit);
+    expectOnlyCounter(SL_CNT_DROP(SL_DROP_SPOOFED_SRC));
+  }
+  // From the pod's own address such a packet is ordinary traffic: redirected to pod B.
+  Ip6Spec own = ndisc(136, "fd00:10:244:1::2", "fd00:10:244:1::3");
+  before_ = counters();
+  EXPECT_EQ(fromPod(ip6Frame(kHostAMac, kPodAMac, own)).retval, TC_ACT_REDIRECT);
+  expectOnlyCounter(SL_CNT_REDIRECT_LOCAL);
+}
+
+namespace {
+// `s` with extension header `ext` (8 bytes) in front of its payload; for a fragment header
+// `fragOffMf` is the offset/flags field (host order).
+Ip6Spec withExtension(Ip6Spec s, uint8_t ext, uint16_t fragOffMf = 0) {
+  Bytes h(8, 0);
+  h[0] = s.nextHeader;
+  if (ext == 44) {
+    h[2] = static_cast<uint8_t>(fragOffMf >> 8);
+    h[3] = static_cast<uint8_t>(fragOffMf);
+    h[7] = 0x42;  // identification
+  } else {
+    h[2] = 1;  // PadN over the remaining 4 bytes
+    h[3] = 4;
+  }
+  s.nextHeader = ext;
+  s.payload.insert(s.payload.begin(), h.begin(), h.end());
+  return s;
+}
+}  // namespace
+
+// Behind extension headers (fragments included) the upper layer is out of the NAT check's sight:
+// such packets go to the stack unchanged, after the source check, wherever they are headed.
+TEST_F(DatapathTest, Ipv6ExtensionHeadersAndFragmentsGoToTheStackUnchanged) {
+  struct Case {
+    const char* what;
+    uint8_t ext;
+    uint16_t frag;
+  };
+  const Case cases[] = {{"first fragment", 44, 0x0001}, {"later fragment", 44, 0x0100},
+                        {"last fragment", 44, 0x0200}, {"hop-by-hop options", 0, 0},
+                        {"destination options", 60, 0}, {"routing header", 43, 0}};
+  for (const char* dst : {"fd00:10:244:1::3", "fd00:10:244:2::9"}) {
+    for (const auto& c : cases) {
+      Ip6Spec s;
+      s.dst = dst;
+      Bytes in = ip6Frame(kHostAMac, kPodAMac, withExtension(s, c.ext, c.frag));
+      before_ = counters();
+      auto r = fromPod(in);
+      EXPECT_EQ(r.retval, TC_ACT_OK) << c.what << " to " << dst;
+      EXPECT_EQ(r.out, in) << c.what << " to " << dst;
+      expectOnlyCounter(SL_CNT_TO_STACK);
+    }
+  }
+  Ip6Spec spoofed;
+  spoofed.src = "fd00:10:244:1::3";
+  before_ = counters();
+  EXPECT_EQ(fromPod(ip6Frame(kHostAMac, kPodAMac, withExtension(spoofed, 44, 0x0001))).retval, TC_ACT_SHOT)
+      << "a fragment with a forged source is still dropped";
+  expectOnlyCounter(SL_CNT_DROP(SL_DROP_SPOOFED_SRC));
+}
+
+TEST_F(DatapathTest, Ipv6NativeRoutingNeedsAnIpv6NextHop) {
+  sl_config c = **maps().config.lookup(0);
+  c.mode = SL_MODE_NATIVE;
+  c.underlay_ifindex = static_cast<uint32_t>(veth_->b());
+  ASSERT_TRUE(maps().config.update(0, c).ok());
+  Ip6Spec s;
+  s.dst = "fd00:10:244:2::9";
+  Bytes in = ip6Frame(kHostAMac, kPodAMac, s);
+  auto r = fromPod(in);
+  EXPECT_EQ(r.retval, TC_ACT_OK) << "IPv4 next hop only: the stack's route takes it";
+  EXPECT_EQ(r.out, in);
+  expectOnlyCounter(SL_CNT_TO_STACK);
+
+  sl_route dual{};
+  dual.node_ip4 = ip4Net("198.18.0.2");
+  sl_ip nh6 = slIp("fd00:198:18::2");
+  std::memcpy(dual.node_ip6, nh6.addr, 16);
+  ASSERT_TRUE(maps().routes.update(routeKey("fd00:10:244:2::/64"), dual).ok());
+  before_ = counters();
+  r = fromPod(in);
+  EXPECT_EQ(r.retval, TC_ACT_REDIRECT) << "with an IPv6 next hop, bpf_redirect_neigh";
+  EXPECT_EQ(r.out[14 + 7], 63);
+  expectOnlyCounter(SL_CNT_NATIVE);
 }
 
 TEST_F(DatapathTest, TruncatedIpv6HeaderIsDropped) {
@@ -421,6 +614,39 @@ TEST_F(DatapathTest, StackTrafficToARemotePodGetsATunnelKey) {
   s.src = "198.18.0.1";
   s.dst = "10.244.2.9";
   auto r = toOverlay(ip4Frame(Mac{0x02, 0xcc, 0, 0, 0, 1}, Mac{0x02, 0xdd, 0, 0, 0, 1}, s));
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  expectOnlyCounter(SL_CNT_ENCAP);
+}
+
+TEST_F(DatapathTest, DecapsulatedIpv6ForALocalPodGoesStraightIn) {
+  Ip6Spec s;
+  s.src = "fd00:10:244:2::9";
+  s.dst = "fd00:10:244:1::3";
+  Bytes in = ip6Frame(Mac{0x02, 0xcc, 0, 0, 0, 1}, Mac{0x02, 0xdd, 0, 0, 0, 1}, s);
+  auto r = fromOverlay(in);
+  EXPECT_EQ(r.retval, TC_ACT_REDIRECT);
+  EXPECT_EQ(macAt(r.out, 0), kPodBMac);
+  EXPECT_EQ(macAt(r.out, 6), kHostBMac);
+  EXPECT_EQ(std::memcmp(r.out.data() + 14, in.data() + 14, in.size() - 14), 0) << "the packet itself untouched";
+  expectOnlyCounter(SL_CNT_DECAP);
+}
+
+TEST_F(DatapathTest, DecapsulatedIpv6FragmentsGoToTheStack) {
+  Ip6Spec s;
+  s.src = "fd00:10:244:2::9";
+  s.dst = "fd00:10:244:1::3";
+  Bytes in = ip6Frame(Mac{0x02, 0xcc, 0, 0, 0, 1}, Mac{0x02, 0xdd, 0, 0, 0, 1}, withExtension(s, 44, 0x0001));
+  auto r = fromOverlay(in);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.out, in);
+  expectOnlyCounter(SL_CNT_TO_STACK);
+}
+
+TEST_F(DatapathTest, StackIpv6TrafficToARemotePodGetsATunnelKey) {
+  Ip6Spec s;
+  s.src = "fd00:10:244:1::";
+  s.dst = "fd00:10:244:2::9";
+  auto r = toOverlay(ip6Frame(Mac{0x02, 0xcc, 0, 0, 0, 1}, Mac{0x02, 0xdd, 0, 0, 0, 1}, s));
   EXPECT_EQ(r.retval, TC_ACT_OK);
   expectOnlyCounter(SL_CNT_ENCAP);
 }
