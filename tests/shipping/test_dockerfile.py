@@ -189,6 +189,35 @@ class Dockerfile(unittest.TestCase):
         # The plugin runs on the node, without our libraries: the build refuses a dynamic one.
         self.assertTrue(any("ldd build/bin/sluice" in r and "exit 1" in r for r in build_runs))
 
+    def test_configure_options_exist(self):
+        # A -D the project does not declare is silently ignored by CMake: the image would be
+        # built without what the Dockerfile asks for.
+        declared = set()
+        for root, _, files in os.walk(REPO):
+            if "/build" in root[len(REPO):] or "/.git" in root[len(REPO):]:
+                continue
+            for name in files:
+                if name == "CMakeLists.txt" or name.endswith(".cmake"):
+                    with open(os.path.join(root, name), encoding="utf-8") as f:
+                        text = f.read()
+                    declared |= set(re.findall(r"\boption\(\s*(\w+)", text))
+                    declared |= set(re.findall(r"\bset\(\s*(\w+)\s[^)]*\bCACHE\b", text))
+        configure = [c for r in self.runs(0) for c in cmake_invocations(r) if "-S" in c][0]
+        for key in defines(configure):
+            if not key.startswith("CMAKE_"):
+                self.assertIn(key, declared, f"the Dockerfile sets -D{key}, which no CMake file declares")
+
+    def test_plugin_is_static(self):
+        plugin = os.environ.get("SLUICE_PLUGIN_BIN", "")
+        if not plugin:
+            self.fail("SLUICE_PLUGIN_BIN is not set: run through ctest (tests/shipping/CMakeLists.txt)")
+        if os.environ.get("SLUICE_STATIC_PLUGIN", "").upper() not in ("ON", "1", "TRUE", "YES"):
+            self.skipTest("this build was configured with SLUICE_STATIC_PLUGIN off (sanitizers)")
+        dyn = subprocess.run(["readelf", "-d", plugin], capture_output=True, text=True, check=True).stdout
+        self.assertNotIn("(NEEDED)", dyn, f"{plugin} needs shared libraries:\n{dyn}")
+        interp = subprocess.run(["readelf", "-l", plugin], capture_output=True, text=True, check=True).stdout
+        self.assertNotIn("Requesting program interpreter", interp, f"{plugin} is dynamically linked")
+
     def runtime_packages(self):
         runs = [r for r in self.runs(self.last) if "apt-get install" in r]
         tokens = shlex.split(runs[0].split("apt-get install", 1)[1].split("&&")[0])
