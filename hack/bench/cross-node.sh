@@ -10,19 +10,24 @@
 # CPU-seconds per GB transferred (from /proc/stat), TCP request/response latency (sockperf
 # ping-pong, busy-polling client), and the ratios to the underlay.
 #
-# Usage: sudo hack/bench/cross-node.sh [--rounds N] [--duration S] [--build-dir DIR]
+# With --native, a second Sluice cluster in native routing mode (no encapsulation,
+# bpf_redirect_neigh over the L2-adjacent underlay) joins as one more setup.
+#
+# Usage: sudo hack/bench/cross-node.sh [--rounds N] [--duration S] [--build-dir DIR] [--native]
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 ROUNDS=5
 DURATION=8
 BUILD_DIR=$REPO/build
+NATIVE=0
 while (($#)); do
   case $1 in
     --rounds) ROUNDS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --build-dir) BUILD_DIR=$2; shift 2 ;;
-    -h|--help) sed -n '3,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --native) NATIVE=1; shift ;;
+    -h|--help) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -34,8 +39,10 @@ export SLUICE_BUILD_DIR=$BUILD_DIR
 FL=slf$$            # flannel-style setup prefix
 RESULTS=$(mktemp -d)
 
+NATIVE_PREFIX=slbn$$
 cleanup() {
   bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true
+  SLUICE_CLUSTER_PREFIX=$NATIVE_PREFIX bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true
   local ns
   for ns in $(ip netns list | awk '{print $1}' | grep "^$FL-" || true); do
     ip netns pids "$ns" | xargs -r kill -KILL 2>/dev/null || true
@@ -47,13 +54,22 @@ trap cleanup EXIT
 
 # ---- Sluice: the simulated cluster, 2 nodes with one pod each ----
 bash "$REPO/hack/cluster.sh" up --nodes 2 --pods-per-node 1 >/dev/null
-pod_ip() { awk -F'\t' -v n="$1" '$1 == n {print $4}' "/run/sluice-cluster/$SLUICE_CLUSTER_PREFIX/pods.tsv"; }
+pod_ip() { awk -F'\t' -v n="$1" '$1 == n {print $4}' "/run/sluice-cluster/${2:-$SLUICE_CLUSTER_PREFIX}/pods.tsv"; }
 SL_CLIENT=$SLUICE_CLUSTER_PREFIX-n1-p1
 SL_SERVER=$SLUICE_CLUSTER_PREFIX-n2-p1
 SL_SERVER_IP=$(pod_ip pod-2-1)
 UL_CLIENT=$SLUICE_CLUSTER_PREFIX-n1
 UL_SERVER=$SLUICE_CLUSTER_PREFIX-n2
 UL_SERVER_IP=198.18.0.2
+SETUPS=(underlay sluice flannel)
+if ((NATIVE)); then
+  SLUICE_CLUSTER_PREFIX=$NATIVE_PREFIX bash "$REPO/hack/cluster.sh" up --mode native --nodes 2 --pods-per-node 1 >/dev/null
+  NA_CLIENT=$NATIVE_PREFIX-n1-p1
+  NA_SERVER=$NATIVE_PREFIX-n2-p1
+  NA_SERVER_IP=$(pod_ip pod-2-1 "$NATIVE_PREFIX")
+  ip netns exec "$NA_CLIENT" ping -c 1 -W 2 -q "$NA_SERVER_IP" >/dev/null || { echo "native-routing cluster does not forward" >&2; exit 1; }
+  SETUPS+=(native)
+fi
 
 # ---- flannel-style kernel VXLAN: cni0 bridge per node, flannel.1 with static entries ----
 ip netns add "$FL-ul"
@@ -136,11 +152,12 @@ rr() {
 echo "cross-node benchmark: $ROUNDS rounds x ${DURATION}s, $(nproc) CPUs, kernel $(uname -r)" >&2
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r/$ROUNDS" >&2
-  for setup in underlay sluice flannel; do
+  for setup in "${SETUPS[@]}"; do
     case $setup in
       underlay) args=("$UL_CLIENT" "$UL_SERVER" "$UL_SERVER_IP") ;;
       sluice) args=("$SL_CLIENT" "$SL_SERVER" "$SL_SERVER_IP") ;;
       flannel) args=("$FL_CLIENT" "$FL_SERVER" "$FL_SERVER_IP") ;;
+      native) args=("$NA_CLIENT" "$NA_SERVER" "$NA_SERVER_IP") ;;
     esac
     tput "$setup" "${args[@]}" 1
     tput "$setup" "${args[@]}" 4
@@ -156,6 +173,8 @@ def col(name, kind, idx=0):
     if not os.path.exists(p): return []
     return [float(l.split()[idx]) for l in open(p) if l.strip()]
 setups = [("underlay", "bare underlay (limit)"), ("sluice", "Sluice"), ("flannel", "kernel VXLAN (flannel-style)")]
+if os.path.exists(os.path.join(d, "native.tput1")):
+    setups.append(("native", "Sluice native routing"))
 def fmt(v, unit=""):
     if not v: return "n/a"
     return f"{statistics.median(v):.2f}{unit} ({min(v):.2f}-{max(v):.2f})"
