@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // ADD: all-or-nothing pod plumbing (DESIGN §4). Each step below pushes its undo action and is
 // followed by its fault-injection point; the steps' names are docs/internals.md's.
+#include <linux/if_addr.h>
 #include <linux/rtnetlink.h>
 #include <spdlog/spdlog.h>
 #include <time.h>
+
+#include <cstring>
 
 #include "endpoint_ops.h"
 #include "ipam_client.h"
@@ -33,12 +36,28 @@ std::string mapFullHint(const char* map, const Error& e, int capacity) {
 }
 
 // Host-side sysctls, set explicitly: systemd and distributions change the defaults of new links.
-Status hostSysctls(const std::string& veth) {
+Status hostSysctls(const std::string& veth, bool ipv6) {
   const std::string base = "net/ipv4/conf/" + veth + "/";
   SL_TRY(cni::writeSysctl(base + "forwarding", "1"));  // pods' traffic to the stack is routed on
   SL_TRY(cni::writeSysctl(base + "rp_filter", "0"));   // redirected/encapsulated traffic
   SL_TRY(cni::writeSysctl(base + "accept_local", "0"));
+  // A pod is no router of the node: its router advertisements and redirects (neighbour
+  // discovery reaches the host whatever the source) must not give the node routes or addresses.
+  // A kernel without IPv6 has nothing to protect, unless the pod is to get an IPv6 address.
+  const std::string base6 = "net/ipv6/conf/" + veth + "/";
+  for (const char* key : {"accept_ra", "accept_redirects"}) {
+    Status st = cni::writeSysctl(base6 + key, "0");
+    if (!st.ok() && (ipv6 || st.error().errnum() != ENOENT)) return st;
+  }
+  if (ipv6) SL_TRY(cni::writeSysctl(base6 + "disable_ipv6", "0"));
   return okStatus();
+}
+
+// The pod interface must take IPv6 (a namespace may start with it disabled). In the pod netns.
+Status podIpv6Sysctls(int podNs, const std::string& ifname) {
+  return cni::inNetns(podNs, [&]() -> Status {
+    return cni::writeSysctl("net/ipv6/conf/" + ifname + "/disable_ipv6", "0");
+  });
 }
 
 }  // namespace
@@ -100,14 +119,19 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   SL_ASSIGN_OR_RETURN(IpamLease lease, ipam.add());
   undo.push("ipam", [&ipam] { return ipam.del(); });
   SL_TRY(failPoint("ipam"));
-  std::optional<net::IpAddr> podIp;
+  // One address per family: sl_ifaces holds one IPv4 and one IPv6 address per veth.
+  std::optional<net::IpAddr> podIp4, podIp6;
   for (const auto& ip : lease.ips) {
-    if (ip.address.addr().isV4() && !podIp) podIp = ip.address.addr();
-    else spdlog::warn("ipam address {} not plumbed: one IPv4 address per pod for now", ip.address.str());
+    auto& slot = ip.address.addr().isV4() ? podIp4 : podIp6;
+    if (!slot) slot = ip.address.addr();
+    else spdlog::warn("ipam address {} not plumbed: one address per family per pod", ip.address.str());
   }
-  if (!podIp)
-    return Error(CniCode::kInvalidConfig, "ipam " + ipam.type() + " returned no IPv4 address");
-  const net::Cidr podCidr(*podIp, 32);
+  if (!podIp4 && !podIp6)
+    return Error(CniCode::kInvalidConfig, "ipam " + ipam.type() + " returned no address");
+  // The pod's addresses as host prefixes (/32, /128), IPv4 first.
+  std::vector<net::Cidr> podCidrs;
+  if (podIp4) podCidrs.emplace_back(*podIp4, 32);
+  if (podIp6) podCidrs.emplace_back(*podIp6, 128);
 
   // veth: the pod end is born in the pod netns (no move between namespaces).
   SL_TRY(host.createVethPair(hostVeth, peerTmp, conf.mtu, podNs.get()));
@@ -137,40 +161,51 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   if (!podLink) return Error(CniCode::kNetlink, env.ifname + " vanished from the pod netns");
   SL_TRY(failPoint("move"));
 
-  // pod-addr
-  SL_TRY(pod.addAddress(podIfindex, podCidr));
-  undo.push("pod-addr", [&pod, podIfindex, podCidr]() -> Status {
-    SL_TRY(pod.deleteAddress(podIfindex, podCidr));
+  // pod-addr: an IPv6 address without duplicate detection, usable at once (it is ours alone).
+  if (podIp6) SL_TRY(podIpv6Sysctls(podNs.get(), env.ifname));
+  undo.push("pod-addr", [&pod, podIfindex, podCidrs]() -> Status {
+    for (const auto& c : podCidrs) SL_TRY(pod.deleteAddress(podIfindex, c));
     return okStatus();
   });
+  for (const auto& c : podCidrs) SL_TRY(pod.addAddress(podIfindex, c, c.addr().isV6() ? IFA_F_NODAD : 0));
   SL_TRY(failPoint("pod-addr"));
 
-  // pod-routes: gateway on-link, default via it, and its MAC pinned (no ARP needed).
-  const net::IpAddr gw = gatewayV4();
-  const cni::RouteSpec gwRoute{net::Cidr(gw, 32), std::nullopt, podIfindex, RT_SCOPE_LINK, false};
-  const cni::RouteSpec defRoute{*net::Cidr::parse("0.0.0.0/0"), gw, podIfindex, RT_SCOPE_UNIVERSE, true};
-  SL_TRY(pod.addRoute(gwRoute));
-  SL_TRY(pod.addRoute(defRoute));
-  SL_TRY(pod.addPermanentNeighbour(podIfindex, gw, hostLink->mac));
-  undo.push("pod-routes", [&pod, podIfindex, gw, gwRoute, defRoute]() -> Status {
-    SL_TRY(pod.deleteNeighbour(podIfindex, gw));
-    SL_TRY(pod.deleteRoute(defRoute));
-    SL_TRY(pod.deleteRoute(gwRoute));
+  // pod-routes: gateway on-link, default via it, and its MAC pinned (no ARP or neighbour
+  // discovery needed). IPv6's gateway is link-local: on-link by its nature.
+  std::vector<cni::RouteSpec> podRoutes;  // in the order they are added
+  std::vector<net::IpAddr> gateways;
+  if (podIp4) {
+    const net::IpAddr gw = gatewayV4();
+    podRoutes.push_back({net::Cidr(gw, 32), std::nullopt, podIfindex, RT_SCOPE_LINK, false});
+    podRoutes.push_back({*net::Cidr::parse("0.0.0.0/0"), gw, podIfindex, RT_SCOPE_UNIVERSE, true});
+    gateways.push_back(gw);
+  }
+  if (podIp6) {
+    const net::IpAddr gw = gatewayV6();
+    podRoutes.push_back({*net::Cidr::parse("::/0"), gw, podIfindex, RT_SCOPE_UNIVERSE, true});
+    gateways.push_back(gw);
+  }
+  undo.push("pod-routes", [&pod, podIfindex, gateways, podRoutes]() -> Status {
+    for (const auto& gw : gateways) SL_TRY(pod.deleteNeighbour(podIfindex, gw));
+    for (auto it = podRoutes.rbegin(); it != podRoutes.rend(); ++it) SL_TRY(pod.deleteRoute(*it));
     return okStatus();
   });
+  for (const auto& r : podRoutes) SL_TRY(pod.addRoute(r));
+  for (const auto& gw : gateways) SL_TRY(pod.addPermanentNeighbour(podIfindex, gw, hostLink->mac));
   SL_TRY(failPoint("pod-routes"));
 
-  // host-route: sysctls, up, the /32 to the pod and its MAC.
-  SL_TRY(hostSysctls(hostVeth));
+  // host-route: sysctls, up, a host route to each pod address and its MAC.
+  SL_TRY(hostSysctls(hostVeth, podIp6.has_value()));
   SL_TRY(host.setUp(hostIfindex));
-  const cni::RouteSpec hostRoute{podCidr, std::nullopt, hostIfindex, RT_SCOPE_LINK, false};
-  SL_TRY(host.addRoute(hostRoute));
-  SL_TRY(host.addPermanentNeighbour(hostIfindex, *podIp, podLink->mac));
-  undo.push("host-route", [&host, hostIfindex, ip = *podIp, hostRoute]() -> Status {
-    SL_TRY(host.deleteNeighbour(hostIfindex, ip));
-    SL_TRY(host.deleteRoute(hostRoute));
+  std::vector<cni::RouteSpec> hostRoutes;
+  for (const auto& c : podCidrs) hostRoutes.push_back({c, std::nullopt, hostIfindex, RT_SCOPE_LINK, false});
+  undo.push("host-route", [&host, hostIfindex, podCidrs, hostRoutes]() -> Status {
+    for (const auto& c : podCidrs) SL_TRY(host.deleteNeighbour(hostIfindex, c.addr()));
+    for (const auto& r : hostRoutes) SL_TRY(host.deleteRoute(r));
     return okStatus();
   });
+  for (const auto& r : hostRoutes) SL_TRY(host.addRoute(r));
+  for (const auto& c : podCidrs) SL_TRY(host.addPermanentNeighbour(hostIfindex, c.addr(), podLink->mac));
   SL_TRY(failPoint("host-route"));
 
   // attach: the pinned programs, by fd; nothing is loaded or verified per pod. from_pod at
@@ -195,8 +230,15 @@ Result<std::string> cmdAdd(const Invocation& inv) {
 
   // ifaces-map: the anti-spoofing identity of the veth.
   sl_iface iface{};
-  iface.flags = SL_IFACE_F_HAS_V4 | (shapedOut ? SL_IFACE_F_QDISC_EGRESS : 0u);
-  iface.ip4 = podIp->v4NetOrder();
+  iface.flags = shapedOut ? SL_IFACE_F_QDISC_EGRESS : 0u;
+  if (podIp4) {
+    iface.flags |= SL_IFACE_F_HAS_V4;
+    iface.ip4 = podIp4->v4NetOrder();
+  }
+  if (podIp6) {
+    iface.flags |= SL_IFACE_F_HAS_V6;
+    std::memcpy(iface.ip6, podIp6->bytes().data(), sizeof(iface.ip6));
+  }
   if (Status st = maps.ifaces.update(static_cast<uint32_t>(hostIfindex), iface); !st.ok()) {
     const std::string hint = mapFullHint("sl_ifaces", st.error(), SL_MAX_IFACES);
     return std::move(st).error().context(hint);
@@ -216,7 +258,7 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   rec.hostIfindex = hostIfindex;
   rec.podMac = net::formatMac(podLink->mac.data());
   rec.hostMac = net::formatMac(hostLink->mac.data());
-  rec.ips = {podCidr};
+  rec.ips = podCidrs;
   rec.podNamespace = env.args.podNamespace;
   rec.podName = env.args.podName;
   rec.podUid = env.args.podUid;
@@ -231,25 +273,30 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   SL_TRY(failPoint("endpoint-record"));
 
   // endpoints-map: from here on other pods' traffic is redirected straight to this one.
-  const sl_endpoint_key key = bpf::endpointKey(*podIp);
   sl_endpoint ep{};
   ep.ifindex = static_cast<uint32_t>(hostIfindex);
   ep.flags = shapedIn ? SL_EP_F_VIA_VETH : SL_EP_F_NONE;
   std::copy(podLink->mac.begin(), podLink->mac.end(), ep.pod_mac);
   std::copy(hostLink->mac.begin(), hostLink->mac.end(), ep.host_mac);
   ep.created_ns = boottimeNs();
-  if (Status st = maps.endpoints.update(key, ep); !st.ok()) {
-    const std::string hint = mapFullHint("sl_endpoints", st.error(), SL_MAX_ENDPOINTS);
-    return std::move(st).error().context(hint);
-  }
-  undo.push("endpoints-map", [&maps, key]() -> Status {
-    SL_TRY(maps.endpoints.erase(key));
+  std::vector<sl_endpoint_key> keys;
+  for (const auto& c : podCidrs) keys.push_back(bpf::endpointKey(c.addr()));
+  undo.push("endpoints-map", [&maps, keys]() -> Status {
+    for (const auto& key : keys) SL_TRY(maps.endpoints.erase(key));
     return okStatus();
   });
+  for (const auto& key : keys) {
+    if (Status st = maps.endpoints.update(key, ep); !st.ok()) {
+      const std::string hint = mapFullHint("sl_endpoints", st.error(), SL_MAX_ENDPOINTS);
+      return std::move(st).error().context(hint);
+    }
+  }
   SL_TRY(failPoint("endpoints-map"));
 
   undo.commit();
-  spdlog::info("ADD done: {} on {} (ifindex {}), pod mac {}{}", podCidr.str(), hostVeth, hostIfindex,
+  std::string addrs;
+  for (const auto& c : podCidrs) addrs += (addrs.empty() ? "" : ", ") + c.str();
+  spdlog::info("ADD done: {} on {} (ifindex {}), pod mac {}{}", addrs, hostVeth, hostIfindex,
                rec.podMac, shapedIn || shapedOut ? ", shaped by a chained plugin (TCX)" : "");
 
   // A plugin earlier in the chain keeps what it reported; ours is appended.
@@ -258,8 +305,10 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   const int podIndex = static_cast<int>(result.interfaces.size()) + 1;
   result.interfaces.push_back({hostVeth, rec.hostMac, "", conf.mtu});
   result.interfaces.push_back({env.ifname, rec.podMac, env.netns, conf.mtu});
-  result.ips.push_back({podCidr, gw, podIndex});
-  result.routes.push_back({*net::Cidr::parse("0.0.0.0/0"), gw});
+  for (const auto& c : podCidrs)
+    result.ips.push_back({c, c.addr().isV4() ? gatewayV4() : gatewayV6(), podIndex});
+  if (podIp4) result.routes.push_back({*net::Cidr::parse("0.0.0.0/0"), gatewayV4()});
+  if (podIp6) result.routes.push_back({*net::Cidr::parse("::/0"), gatewayV6()});
   if (!conf.dns.empty()) result.dns = conf.dns;
   else if (!lease.dns.empty()) result.dns = lease.dns;
   return cni::resultToJson(result, conf.cniVersion).dump();

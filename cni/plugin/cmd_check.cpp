@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "endpoint_ops.h"
 #include "ipam_client.h"
@@ -95,15 +96,27 @@ Status checkPodSide(const Invocation& inv, const cni::EndpointRecord& rec, const
     for (const auto& ip : rec.ips)
       if (std::find(addrs.begin(), addrs.end(), ip) == addrs.end())
         return broken(inv.env.ifname + " lacks its address " + ip.str());
-    const net::IpAddr gw = gatewayV4();
-    SL_ASSIGN_OR_RETURN(auto routes, pod.routes(AF_INET));
-    if (!hasRoute(routes, net::Cidr(gw, 32), std::nullopt, link->ifindex))
-      return broken("the pod has no on-link route to the gateway " + gw.str());
-    if (!hasRoute(routes, *net::Cidr::parse("0.0.0.0/0"), gw, link->ifindex))
-      return broken("the pod has no default route via " + gw.str());
     SL_ASSIGN_OR_RETURN(auto neigh, pod.neighbours(link->ifindex));
-    if (!hasPermanentNeighbour(neigh, gw, hostMac))
-      return broken("the pod's gateway neighbour entry is missing or points elsewhere");
+    const bool has4 = std::any_of(rec.ips.begin(), rec.ips.end(), [](const net::Cidr& c) { return c.addr().isV4(); });
+    const bool has6 = std::any_of(rec.ips.begin(), rec.ips.end(), [](const net::Cidr& c) { return c.addr().isV6(); });
+    if (has4) {
+      const net::IpAddr gw = gatewayV4();
+      SL_ASSIGN_OR_RETURN(auto routes, pod.routes(AF_INET));
+      if (!hasRoute(routes, net::Cidr(gw, 32), std::nullopt, link->ifindex))
+        return broken("the pod has no on-link route to the gateway " + gw.str());
+      if (!hasRoute(routes, *net::Cidr::parse("0.0.0.0/0"), gw, link->ifindex))
+        return broken("the pod has no default route via " + gw.str());
+      if (!hasPermanentNeighbour(neigh, gw, hostMac))
+        return broken("the pod's gateway neighbour entry " + gw.str() + " is missing or points elsewhere");
+    }
+    if (has6) {
+      const net::IpAddr gw = gatewayV6();
+      SL_ASSIGN_OR_RETURN(auto routes, pod.routes(AF_INET6));
+      if (!hasRoute(routes, *net::Cidr::parse("::/0"), gw, link->ifindex))
+        return broken("the pod has no IPv6 default route via " + gw.str());
+      if (!hasPermanentNeighbour(neigh, gw, hostMac))
+        return broken("the pod's gateway neighbour entry " + gw.str() + " is missing or points elsewhere");
+    }
     return okStatus();
   });
 }
@@ -130,6 +143,8 @@ Status cmdCheck(const Invocation& inv) {
     return broken("host veth " + hostVeth + " was recreated (ifindex " +
                   std::to_string(hostLink->ifindex) + ", recorded " + std::to_string(rec.hostIfindex) + ")");
   SL_ASSIGN_OR_RETURN(auto hostRoutes, host.routes(AF_INET));
+  SL_ASSIGN_OR_RETURN(auto hostRoutes6, host.routes(AF_INET6));
+  hostRoutes.insert(hostRoutes.end(), hostRoutes6.begin(), hostRoutes6.end());
   SL_ASSIGN_OR_RETURN(auto hostNeigh, host.neighbours(hostLink->ifindex));
   auto podMac = net::parseMac(rec.podMac);
   if (!podMac) return broken("endpoint record of " + hostVeth + " has a malformed MAC");
@@ -155,8 +170,12 @@ Status cmdCheck(const Invocation& inv) {
         !std::equal(podMac->begin(), podMac->end(), ep->pod_mac) ||
         !std::equal(hostLink->mac.begin(), hostLink->mac.end(), ep->host_mac))
       return broken("sl_endpoints[" + ip.addr().str() + "] does not describe " + hostVeth);
-    if (ip.addr().isV4() &&
-        (!iface || !(iface->flags & SL_IFACE_F_HAS_V4) || iface->ip4 != ip.addr().v4NetOrder()))
+    const bool allowed =
+        iface && (ip.addr().isV4()
+                      ? (iface->flags & SL_IFACE_F_HAS_V4) && iface->ip4 == ip.addr().v4NetOrder()
+                      : (iface->flags & SL_IFACE_F_HAS_V6) &&
+                            std::memcmp(iface->ip6, ip.addr().bytes().data(), sizeof(iface->ip6)) == 0);
+    if (!allowed)
       return broken("sl_ifaces[" + std::to_string(hostLink->ifindex) + "] does not allow " + ip.addr().str());
   }
 

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "sluice/cni/hash.h"
@@ -13,6 +14,7 @@
 namespace sluice::plugin {
 
 net::IpAddr gatewayV4() { return *net::IpAddr::parse("169.254.1.1"); }
+net::IpAddr gatewayV6() { return *net::IpAddr::parse("fe80::1"); }
 
 std::string peerTempName(const std::string& containerId, const std::string& ifname) {
   return "sp" + cni::hostVethName(containerId, ifname).substr(2);
@@ -54,8 +56,12 @@ Status eraseIfaceEntry(const bpf::PinnedMaps& maps, int ifindex,
   SL_ASSIGN_OR_RETURN(auto iface, maps.ifaces.lookup(key));
   if (!iface) return okStatus();
   bool ours = vethStillOurs;
-  for (const auto& ip : ips)
+  for (const auto& ip : ips) {
     if (ip.isV4() && (iface->flags & SL_IFACE_F_HAS_V4) && iface->ip4 == ip.v4NetOrder()) ours = true;
+    if (ip.isV6() && (iface->flags & SL_IFACE_F_HAS_V6) &&
+        std::memcmp(iface->ip6, ip.bytes().data(), sizeof(iface->ip6)) == 0)
+      ours = true;
+  }
   if (!ours) {
     spdlog::warn("sl_ifaces[{}] describes another pod now: kept", ifindex);
     return okStatus();

@@ -15,8 +15,10 @@
 
 namespace sluice::plugin {
 
-// The pod's gateway: link-local, answered by the permanent neighbour entry (no ARP).
+// The pod's gateways: link-local, answered by the permanent neighbour entry (no ARP, no
+// neighbour discovery): 169.254.1.1 and fe80::1.
 net::IpAddr gatewayV4();
+net::IpAddr gatewayV6();
 // The pod end of the veth before it is moved and renamed: "sp" + the same 11 hex characters
 // as the host end, so concurrent ADDs never collide.
 std::string peerTempName(const std::string& containerId, const std::string& ifname);

@@ -80,6 +80,32 @@ std::string fmtV4NetOrder(uint32_t netOrder) {
   return buf;
 }
 
+std::string fmtV6(const uint32_t* addr) {
+  char buf[INET6_ADDRSTRLEN];
+  ::inet_ntop(AF_INET6, addr, buf, sizeof(buf));
+  return buf;
+}
+
+// serverIp:port as a socket address of its family; false when it is no address.
+bool socketAddress(const std::string& ip, uint16_t port, sockaddr_storage& out, socklen_t& len) {
+  std::memset(&out, 0, sizeof(out));
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out);
+  if (::inet_pton(AF_INET, ip.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    len = sizeof(*v4);
+    return true;
+  }
+  if (::inet_pton(AF_INET6, ip.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    len = sizeof(*v6);
+    return true;
+  }
+  return false;
+}
+
 // Enters the netns at /run/netns/<name> on the calling thread only.
 bool enterNetns(const std::string& name, std::string* why) {
   int fd = ::open(("/run/netns/" + name).c_str(), O_RDONLY | O_CLOEXEC);
@@ -395,6 +421,8 @@ void Node::create(const Binaries& bins, bool withDatapath) {
   // and forwards IPv4.
   mustRun({"ip", "-n", hostNs_, "addr", "add", std::string(kNodeIp) + "/32", "dev", "lo"});
   mustRun({"ip", "netns", "exec", hostNs_, "sysctl", "-qw", "net.ipv4.ip_forward=1"});
+  // IPv6 forwarding too, as the agent sets it on a dual-stack node.
+  mustRun({"ip", "netns", "exec", hostNs_, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"});
   ASSERT_FALSE(::testing::Test::HasFailure()) << "host netns setup failed";
 
   if (withDatapath) {
@@ -465,6 +493,12 @@ ProcResult Node::runIn(const std::string& ns, std::vector<std::string> argv, con
 
 json Node::sluiceIpam(const std::string& subnet) const {
   return json{{"type", "sluice-ipam"}, {"ranges", json::array({json::array({json{{"subnet", subnet}}})})}};
+}
+
+json Node::sluiceIpam(const std::vector<std::string>& subnets) const {
+  json ranges = json::array();
+  for (const auto& s : subnets) ranges.push_back(json::array({json{{"subnet", s}}}));
+  return json{{"type", "sluice-ipam"}, {"ranges", ranges}};
 }
 
 json Node::pluginConf(const std::string& cniVersion, const std::string& netName, const json& ipam, int mtu) const {
@@ -543,9 +577,15 @@ void Node::addOk(Pod& pod, const json& conf) {
   pod.result = *j;
   ASSERT_TRUE(j->contains("ips") && (*j)["ips"].is_array() && !(*j)["ips"].empty())
       << "ADD result has no ips\n" << r.out;
-  const json& ip0 = (*j)["ips"][0];
-  ASSERT_TRUE(ip0.contains("address") && ip0["address"].is_string()) << r.out;
-  pod.ip = stripPrefix(ip0["address"].get<std::string>());
+  pod.ip.clear();
+  pod.ip6.clear();
+  for (const json& ip : (*j)["ips"]) {
+    ASSERT_TRUE(ip.contains("address") && ip["address"].is_string()) << r.out;
+    const std::string a = stripPrefix(ip["address"].get<std::string>());
+    std::string& slot = a.find(':') == std::string::npos ? pod.ip : pod.ip6;
+    if (slot.empty()) slot = a;
+  }
+  if (pod.ip.empty()) pod.ip = pod.ip6;
 }
 
 // --- inspection
@@ -610,6 +650,15 @@ std::set<std::string> Node::routeLines(const std::string& ns) {
 
 std::vector<json> Node::routes(const std::string& ns, const std::string& table) {
   ProcResult r = runProcess({"ip", "-n", ns, "-j", "-4", "route", "show", "table", table});
+  std::vector<json> out;
+  auto j = r.ok() ? parseJson(r.out) : std::nullopt;
+  if (j && j->is_array())
+    for (auto& l : *j) out.push_back(l);
+  return out;
+}
+
+std::vector<json> Node::routes6(const std::string& ns) {
+  ProcResult r = runProcess({"ip", "-n", ns, "-j", "-6", "route", "show", "table", "main"});
   std::vector<json> out;
   auto j = r.ok() ? parseJson(r.out) : std::nullopt;
   if (j && j->is_array())
@@ -721,7 +770,7 @@ sl_counter Node::counter(int id) const {
   for (const auto& f : ipamReservations(netName)) bad << "  IPAM reservation left: ipam/" << netName << "/" << f << "\n";
   for (const auto& f : endpointRecordFiles()) bad << "  endpoint record left: endpoints/" << f << "\n";
   for (const auto& [k, v] : endpointEntries())
-    bad << "  sl_endpoints entry left: " << (k.ip.family == SL_AF_INET ? fmtV4NetOrder(k.ip.addr[0]) : "v6")
+    bad << "  sl_endpoints entry left: " << (k.ip.family == SL_AF_INET ? fmtV4NetOrder(k.ip.addr[0]) : fmtV6(k.ip.addr))
         << " -> ifindex " << v.ifindex << "\n";
   for (const auto& [k, v] : ifaceEntries())
     bad << "  sl_ifaces entry left: ifindex " << k << " -> " << fmtV4NetOrder(v.ip4) << "\n";
@@ -759,14 +808,16 @@ bool Node::ping(const std::string& fromNs, const std::string& ip, int count) {
       ready.set_value(why);
       return;
     }
-    int ls = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_storage sa{};
+    socklen_t saLen = 0;
+    if (!socketAddress(serverIp, port, sa, saLen)) {
+      ready.set_value("not an address: " + serverIp);
+      return;
+    }
+    int ls = ::socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     ::setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(port);
-    ::inet_pton(AF_INET, serverIp.c_str(), &sa.sin_addr);
-    if (::bind(ls, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0 || ::listen(ls, 4) != 0) {
+    if (::bind(ls, reinterpret_cast<sockaddr*>(&sa), saLen) != 0 || ::listen(ls, 4) != 0) {
       ready.set_value(std::string("bind/listen ") + serverIp + ": " + std::strerror(errno));
       ::close(ls);
       return;
@@ -814,15 +865,14 @@ bool Node::ping(const std::string& fromNs, const std::string& ip, int count) {
         clientErr = why;
         return;
       }
-      int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_storage sa{};
+      socklen_t saLen = 0;
+      socketAddress(serverIp, port, sa, saLen);  // the server checked it
+      int s = ::socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
       timeval tv{kGuardMs / 1000, 0};
       ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
       ::setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-      sockaddr_in sa{};
-      sa.sin_family = AF_INET;
-      sa.sin_port = htons(port);
-      ::inet_pton(AF_INET, serverIp.c_str(), &sa.sin_addr);
-      if (::connect(s, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+      if (::connect(s, reinterpret_cast<sockaddr*>(&sa), saLen) != 0) {
         clientErr = std::string("connect ") + serverIp + ": " + std::strerror(errno);
         ::close(s);
         return;

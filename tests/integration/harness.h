@@ -108,7 +108,8 @@ struct Pod {
   std::string ifname = "eth0";
   std::string args;       // CNI_ARGS used for it
   json result;            // the ADD result once added
-  std::string ip;         // the pod's IPv4 address (no prefix) once added
+  std::string ip;         // the pod's IPv4 address (no prefix) once added (IPv6-only pod: its IPv6)
+  std::string ip6;        // the pod's IPv6 address (no prefix) once added, if it has one
 };
 
 // A parsed CNI error (stdout of a failed verb).
@@ -160,6 +161,8 @@ class Node {
 
   // --- configuration (what the runtime hands the plugin on stdin for the sluice entry)
   json sluiceIpam(const std::string& subnet) const;
+  // Dual stack: one range set per subnet (an IPv4 and an IPv6 one give a pod one of each).
+  json sluiceIpam(const std::vector<std::string>& subnets) const;
   json pluginConf(const std::string& cniVersion, const std::string& netName, const json& ipam,
                   int mtu = 1450) const;
   // A conflist (runtime's view) whose only plugin is that entry.
@@ -183,6 +186,7 @@ class Node {
   // Every route of every table, normalised to one line each.
   std::set<std::string> routeLines(const std::string& ns);
   std::vector<json> routes(const std::string& ns, const std::string& table = "main");
+  std::vector<json> routes6(const std::string& ns);  // the main table's IPv6 routes
   std::vector<json> neighbours(const std::string& ns, const std::string& dev);
   // Reserved addresses of the built-in allocator: file names under stateDir/ipam/<net>/
   // other than `lock` and `last_reserved_ip.*`.
@@ -203,10 +207,11 @@ class Node {
   ::testing::AssertionResult nothingLeft(const std::string& netName, const std::vector<Pod>& pods = {});
 
   // --- traffic
-  // ping from pod netns `fromNs` to ip; true when replies came back.
+  // ping from pod netns `fromNs` to ip (IPv4 or IPv6); true when replies came back.
   bool ping(const std::string& fromNs, const std::string& ip, int count = 3);
   // TCP: a server in serverNs on serverIp:port reads everything the client in clientNs sends
-  // and answers with its byte count and FNV-1a hash, which the client compares.
+  // and answers with its byte count and FNV-1a hash, which the client compares. serverIp may be
+  // IPv4 or IPv6.
   ::testing::AssertionResult tcpExchange(const std::string& serverNs, const std::string& serverIp,
                                          const std::string& clientNs, size_t bytes, uint16_t port = 5201);
 

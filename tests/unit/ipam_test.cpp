@@ -192,6 +192,21 @@ TEST_F(IpamTest, OneAddressPerRangeSetAndAllOrNothing) {
   EXPECT_FALSE(fs::exists(fs::path(dir_) / "10.244.1.4"));
 }
 
+// IPv6 has no network or broadcast address, but a subnet's first address is its subnet-router
+// anycast address (RFC 4291 2.6.1): host-local never hands it out, nor do we, even when a
+// rangeStart names it (and the last address is a normal one). Sluice's agent gives it to the
+// node itself.
+TEST_F(IpamTest, Ipv6NeverHandsOutTheSubnetRouterAnycastAddress) {
+  auto i = ipam(R"([[{"subnet":"fd00:10:244:1::/126","rangeStart":"fd00:10:244:1::"}]])");
+  std::set<std::string> got;
+  for (int n = 0; n < 3; ++n) got.insert(alloc(i, "c" + std::to_string(n)));
+  EXPECT_EQ(got, (std::set<std::string>{"fd00:10:244:1::1", "fd00:10:244:1::2", "fd00:10:244:1::3"}));
+  auto full = i.allocate("c9", "eth0");
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.error().code(), CniCode::kIpamExhausted);
+  EXPECT_FALSE(fs::exists(fs::path(dir_) / "fd00:10:244:1::"));
+}
+
 TEST_F(IpamTest, ConcurrentThreadsGetDistinctAddresses) {
   constexpr int kN = 50;
   std::vector<std::string> got(kN);

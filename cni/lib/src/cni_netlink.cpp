@@ -176,11 +176,12 @@ Result<bool> Netlink::deleteLink(const std::string& name) const {
   return true;
 }
 
-Status Netlink::addAddress(int ifindex, const net::Cidr& addr) const {
+Status Netlink::addAddress(int ifindex, const net::Cidr& addr, unsigned flags) const {
   nl::AddrPtr a(rtnl_addr_alloc());
   if (!a) return Error(CniCode::kNetlink, "rtnl_addr_alloc: out of memory");
   SL_ASSIGN_OR_RETURN(nl::NlAddrPtr local, toNlAddr(addr.addr(), addr.prefix()));
   rtnl_addr_set_ifindex(a.get(), ifindex);
+  if (flags != 0) rtnl_addr_set_flags(a.get(), flags);
   int err = rtnl_addr_set_local(a.get(), local.get());
   if (err == 0) err = rtnl_addr_add(sock_.get(), a.get(), 0);
   if (err < 0) return nlError(err, "add address " + addr.str());

@@ -115,7 +115,8 @@ class Netlink {
   Result<bool> deleteLink(int ifindex) const;
   Result<bool> deleteLink(const std::string& name) const;
 
-  Status addAddress(int ifindex, const net::Cidr& addr) const;
+  // `flags`: IFA_F_* (IFA_F_NODAD: an IPv6 address usable at once, no duplicate detection).
+  Status addAddress(int ifindex, const net::Cidr& addr, unsigned flags = 0) const;
   Result<bool> deleteAddress(int ifindex, const net::Cidr& addr) const;
   // Addresses (with prefix) on ifindex, both families.
   Result<std::vector<net::Cidr>> addresses(int ifindex) const;
