@@ -3,7 +3,8 @@
  * from_pod: tc ingress of a pod's host-side veth, i.e. every packet a pod sends.
  * 1. the source must be the pod's own address (sl_ifaces[ifindex]), else drop;
  * 2. a local endpoint → L2 rewrite + bpf_redirect_peer into its netns;
- * 3. a remote node's pod CIDR → tunnel key + redirect to sluice_vxlan (native: redirect_neigh);
+ * 3. a remote node's pod CIDR → tunnel key + redirect to sluice_vxlan (native: redirect_neigh
+ *    to the underlay, the remote node's address as next hop);
  * 4. anything else → the host stack (services, host, outside world).
  * IPv6 with extension headers goes to the stack after the source check (lib/parse.h).
  * Before 2 and 3, packets of flows the stack translated (lib/nat.h) go to the stack instead.
@@ -102,11 +103,18 @@ static __always_inline int sl_forward_remote(struct __sk_buff *skb, struct sl_pk
 			nh.nh_family = 2; /* AF_INET */
 			nh.ipv4_nh = rt->node_ip4;
 		}
+		/* larger than the underlay carries (a pod MTU set too high): the stack's route
+		 * answers "fragmentation needed" where a redirect would drop it silently */
+		if (!sl_fits_overlay(skb, p, cfg))
+			return sl_to_stack(skb);
 		if (sl_routed_hop(p))
 			return sl_to_stack(skb);
 		ret = bpf_redirect_neigh(cfg->underlay_ifindex, &nh, sizeof(nh), 0);
 		if (ret != TC_ACT_REDIRECT)
 			return sl_drop(skb, SL_DROP_REDIRECT);
+		/* flow records: the underlay's egress must not take this for a stack-routed packet */
+		if (sl_nat_method(cfg) == SL_NAT_RECORDS)
+			skb->mark |= SL_MARK_NATIVE;
 		sl_count(SL_CNT_NATIVE, skb->len);
 		return TC_ACT_REDIRECT;
 	}

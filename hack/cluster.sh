@@ -4,7 +4,7 @@
 #
 #   sudo hack/cluster.sh demo                  deps + build + up + check (the README's run command)
 #   sudo hack/cluster.sh up [--nodes N] [--pods-per-node M] [--underlay-mtu BYTES]
-#                           [--rp-filter off|strict|loose] [--chain PLUGIN,...]
+#                           [--rp-filter off|strict|loose] [--chain PLUGIN,...] [--mode vxlan|native]
 #   sudo hack/cluster.sh check                 connectivity matrix; non-zero exit on any failure
 #   sudo hack/cluster.sh status [-o json]
 #   sudo hack/cluster.sh down                  removes everything, even after a crash
@@ -17,7 +17,10 @@
 #   sudo hack/cluster.sh del-pod NAME          CNI DEL through the chain, then its netns goes
 #
 # up options: --underlay-mtu sets the MTU of the node network (pods get it minus the VXLAN
-# overhead, derived by the agents); --rp-filter sets net.ipv4.conf.{all,default}.rp_filter in
+# overhead in vxlan mode, all of it in native mode, derived by the agents); --mode is the
+# agents' datapath mode (default: $SLUICE_MODE, else vxlan): vxlan encapsulates cross-node pod
+# traffic, native routes it unencapsulated over the underlay (the nodes share its bridge, so
+# they are L2-adjacent as native routing needs); --rp-filter sets net.ipv4.conf.{all,default}.rp_filter in
 # every node before its agent starts (default: $SLUICE_RP_FILTER, else left as inherited);
 # --chain makes the agents chain those CNI plugins (from /usr/lib/cni) after sluice.
 # add-pod passes runtimeConfig to the chain like a runtime: portMappings for --host-port (the
@@ -33,7 +36,7 @@
 # Environment: SLUICE_CLUSTER_PREFIX (default "slc") names every namespace and the state
 # directory /run/sluice-cluster/<prefix>, so parallel clusters (tests) never collide.
 # SLUICE_BUILD_DIR (default build) is where the binaries are. SLUICE_AGENT_ARGS: extra
-# sluice-agent flags, applied at up and restart-agent. SLUICE_RP_FILTER: see up.
+# sluice-agent flags, applied at up and restart-agent. SLUICE_RP_FILTER, SLUICE_MODE: see up.
 # Pods are plumbed by hack/cni-runtime.py, which runs the conflist's plugins in order like
 # libcni (prevResult, capabilities -> runtimeConfig, cached results for CHECK and DEL).
 set -euo pipefail
@@ -81,9 +84,11 @@ start_agent() {
   dir=$(node_dir "$i")
   # SLUICE_AGENT_ARGS: more agent flags (e.g. --nat-detect records), read at every (re)start.
   read -r -a extra <<<"${SLUICE_AGENT_ARGS:-}"
-  local chain
+  local chain mode
   chain=$(cluster_opt chain)
   [[ -n $chain ]] && extra+=(--chain "$chain")
+  mode=$(cluster_opt mode)
+  extra+=(--mode "${mode:-vxlan}")
   # setsid: the agent outlives this script and is found again by its pid file and netns.
   ip netns exec "$ns" setsid "$agent_bin" "${extra[@]}" \
     --node-name "node-$i" --nodes-file "$ROOT/nodes.json" \
@@ -254,7 +259,7 @@ cmd_del_pod() {
 }
 
 cmd_up() {
-  local nodes=3 ppn=2 mtu=1500 rpf=${SLUICE_RP_FILTER:-} chain=
+  local nodes=3 ppn=2 mtu=1500 rpf=${SLUICE_RP_FILTER:-} chain='' mode=${SLUICE_MODE:-vxlan}
   while (($#)); do
     case $1 in
       --nodes) nodes=$2; shift 2 ;;
@@ -262,6 +267,7 @@ cmd_up() {
       --underlay-mtu) mtu=$2; shift 2 ;;
       --rp-filter) rpf=$2; shift 2 ;;
       --chain) chain=$2; shift 2 ;;
+      --mode) mode=$2; shift 2 ;;
       *) die "up: unknown argument $1" ;;
     esac
   done
@@ -276,13 +282,14 @@ cmd_up() {
     loose | 2) rpf_value=2 ;;
     *) die "--rp-filter must be off, strict or loose (got '$rpf')" ;;
   esac
+  [[ $mode == vxlan || $mode == native ]] || die "--mode must be vxlan or native (got '$mode')"
   [[ -z $chain || $chain =~ ^[a-z0-9_-]+(,[a-z0-9_-]+)*$ ]] || die "--chain: comma-separated plugin types"
   [[ -x $BIN/sluice && -x $BIN/sluice-agent ]] || die "no binaries in $BIN: build first (cmake -S . -B build && cmake --build build)"
   [[ -e $ROOT ]] && die "cluster '$P' exists: hack/cluster.sh down first"
 
   mkdir -p "$ROOT"
   echo "$nodes" >"$ROOT/nodes"
-  printf 'underlay_mtu=%s\nrp_filter=%s\nchain=%s\n' "$mtu" "$rpf_value" "$chain" >"$ROOT/options"
+  printf 'underlay_mtu=%s\nrp_filter=%s\nchain=%s\nmode=%s\n' "$mtu" "$rpf_value" "$chain" "$mode" >"$ROOT/options"
   : >"$ROOT/pods.tsv"
   write_nodes_file "$nodes"
 
@@ -335,9 +342,9 @@ cmd_status() {
   local json=0
   [[ ${1:-} == -o && ${2:-} == json ]] && json=1
   if ((json)); then
-    python3 - "$ROOT" "$P" "$NODE_NET" "$POD_CIDR_BASE" <<'PY'
+    python3 - "$ROOT" "$P" "$NODE_NET" "$POD_CIDR_BASE" "$(cluster_opt mode)" <<'PY'
 import json, sys
-root, p, node_net, pod_base = sys.argv[1:5]
+root, p, node_net, pod_base, mode = sys.argv[1:6]
 n = int(open(f"{root}/nodes").read())
 nodes = [{"name": f"node-{i}", "netns": f"{p}-n{i}", "ip": f"{node_net}.{i}", "podCIDR": f"{pod_base}.{i}.0/24"}
          for i in range(1, n + 1)]
@@ -345,12 +352,14 @@ pods = []
 for line in open(f"{root}/pods.tsv"):
     name, node, netns, ip = line.rstrip("\n").split("\t")
     pods.append({"name": name, "node": node, "netns": netns, "ip": ip})
-print(json.dumps({"nodes": nodes, "pods": pods}, indent=2))
+print(json.dumps({"mode": mode or "vxlan", "nodes": nodes, "pods": pods}, indent=2))
 PY
     return
   fi
-  local n i
+  local n i mode
   n=$(nodes_count)
+  mode=$(cluster_opt mode)
+  echo "mode: ${mode:-vxlan}"
   printf '%-8s %-12s %-14s %-16s %s\n' NODE NETNS IP PODCIDR AGENT
   for ((i = 1; i <= n; i++)); do
     local state=down

@@ -36,7 +36,7 @@ static __always_inline int sl_set_tunnel(struct __sk_buff *skb, const struct sl_
 }
 
 /*
- * Whether the packet fits the overlay once encapsulated. Oversized packets go to the stack,
+ * Whether the packet fits the overlay once encapsulated (native routing: the underlay). Oversized packets go to the stack,
  * whose route through sluice_vxlan carries the MTU: it fragments or answers "fragmentation
  * needed", which a redirect would silently skip. GSO packets are judged by their segments.
  */

@@ -100,17 +100,25 @@ int status(const AgentOptions& o, std::ostream& out, std::ostream& err) {
                      {"nodeIP", ipv4(c.node_ip4)}, {"vni", c.vni},
                      {"overlayIfindex", c.overlay_ifindex}, {"overlay", ifName(c.overlay_ifindex)},
                      {"overlayMtu", c.overlay_mtu}, {"underlayIfindex", c.underlay_ifindex},
+                     {"underlay", ifName(c.underlay_ifindex)},
                      {"natDetection", bpf::natDetectionName(c.flags, bpf::conntrackKfuncAvailable())}};
       if (c.overlay_ifindex != 0) {
         auto in = bpf::tcIngressProgId(static_cast<int>(c.overlay_ifindex));
         auto eg = bpf::tcEgressProgId(static_cast<int>(c.overlay_ifindex));
         j["overlayAttached"] = {{"ingress", in.ok() ? *in : 0}, {"egress", eg.ok() ? *eg : 0}};
       }
+      if (c.mode == SL_MODE_NATIVE && c.underlay_ifindex != 0) {
+        auto in = bpf::tcIngressProgId(static_cast<int>(c.underlay_ifindex));
+        auto eg = bpf::tcEgressProgId(static_cast<int>(c.underlay_ifindex));
+        j["underlayAttached"] = {{"ingress", in.ok() ? *in : 0}, {"egress", eg.ok() ? *eg : 0}};
+      }
     }
     j["programs"] = {{SL_PROG_FROM_POD, pinnedProgId(o.bpfRoot, SL_PROG_FROM_POD)},
                      {SL_PROG_TO_POD, pinnedProgId(o.bpfRoot, SL_PROG_TO_POD)},
                      {SL_PROG_FROM_OVERLAY, pinnedProgId(o.bpfRoot, SL_PROG_FROM_OVERLAY)},
-                     {SL_PROG_TO_OVERLAY, pinnedProgId(o.bpfRoot, SL_PROG_TO_OVERLAY)}};
+                     {SL_PROG_TO_OVERLAY, pinnedProgId(o.bpfRoot, SL_PROG_TO_OVERLAY)},
+                     {SL_PROG_FROM_NATIVE, pinnedProgId(o.bpfRoot, SL_PROG_FROM_NATIVE)},
+                     {SL_PROG_TO_NATIVE, pinnedProgId(o.bpfRoot, SL_PROG_TO_NATIVE)}};
     auto eps = maps->endpoints.entries();
     auto ifs = maps->ifaces.entries();
     auto rts = maps->routes.entries();
@@ -138,11 +146,19 @@ int status(const AgentOptions& o, std::ostream& out, std::ostream& err) {
     out << "Mode:       " << c["mode"].get<std::string>() << ", VNI " << c["vni"] << ", node IP "
         << c["nodeIP"].get<std::string>() << ", layout v" << c["layoutVersion"] << ", NAT detection "
         << c["natDetection"].get<std::string>() << "\n";
-    out << "Overlay:    " << c["overlay"].get<std::string>() << " (ifindex " << c["overlayIfindex"] << ", mtu "
-        << c["overlayMtu"] << ")";
-    if (j.contains("overlayAttached"))
-      out << " tc ingress prog " << j["overlayAttached"]["ingress"] << ", egress prog "
-          << j["overlayAttached"]["egress"];
+    if (c["mode"] == "native") {
+      out << "Underlay:   " << c["underlay"].get<std::string>() << " (ifindex " << c["underlayIfindex"]
+          << ", pod mtu " << c["overlayMtu"] << ", no encapsulation)";
+      if (j.contains("underlayAttached"))
+        out << " ingress prog " << j["underlayAttached"]["ingress"] << ", egress prog "
+            << j["underlayAttached"]["egress"];
+    } else {
+      out << "Overlay:    " << c["overlay"].get<std::string>() << " (ifindex " << c["overlayIfindex"] << ", mtu "
+          << c["overlayMtu"] << ")";
+      if (j.contains("overlayAttached"))
+        out << " tc ingress prog " << j["overlayAttached"]["ingress"] << ", egress prog "
+            << j["overlayAttached"]["egress"];
+    }
     out << "\n";
   }
   if (j.contains("programs")) {

@@ -23,7 +23,47 @@ Status attachIfDifferent(int ifindex, int progFd, bool ingress) {
   return okStatus();
 }
 
+// The underlay carries the native-routing programs through TCX where the kernel has it (no
+// qdisc is added to the node's own device, and programs after ours still run), else at the
+// clsact slot.
+Status attachUnderlay(int ifindex, int progFd, bool ingress) {
+  SL_ASSIGN_OR_RETURN(uint32_t want, bpf::progId(progFd));
+  SL_ASSIGN_OR_RETURN(uint32_t have, ingress ? bpf::tcIngressProgId(ifindex) : bpf::tcEgressProgId(ifindex));
+  if (have == want) return okStatus();
+  auto tcx = ingress ? bpf::attachTcxIngress(ifindex, progFd) : bpf::attachTcxEgress(ifindex, progFd);
+  if (!tcx.ok()) {
+    spdlog::info("TCX attach on the underlay failed ({}): using the clsact slot", tcx.error().describe());
+    SL_TRY(ingress ? bpf::attachTcIngress(ifindex, progFd) : bpf::attachTcEgress(ifindex, progFd));
+  }
+  spdlog::info("attached prog {} at {} of the underlay (ifindex {}, was {})", want, ingress ? "ingress" : "egress",
+               ifindex, have);
+  return okStatus();
+}
+
+// The native-routing programs off the underlay (vxlan mode after a native one); anything else
+// attached there is left alone.
+Status detachNativePrograms(int ifindex) {
+  SL_ASSIGN_OR_RETURN(bool detached, detachNativeFrom(ifindex));
+  if (detached) spdlog::info("native-routing programs detached from the underlay (ifindex {})", ifindex);
+  return okStatus();
+}
+
 }  // namespace
+
+Result<bool> detachNativeFrom(int ifindex) {
+  bool any = false;
+  auto in = bpf::tcIngressProgId(ifindex);
+  if (in.ok() && *in != 0 && bpf::progNameById(*in) == SL_PROG_FROM_NATIVE) {
+    SL_TRY(bpf::detachTcIngress(ifindex));
+    any = true;
+  }
+  auto eg = bpf::tcEgressProgId(ifindex);
+  if (eg.ok() && *eg != 0 && bpf::progNameById(*eg) == SL_PROG_TO_NATIVE) {
+    SL_TRY(bpf::detachTcEgress(ifindex));
+    any = true;
+  }
+  return any;
+}
 
 Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapath& dp, const NodeInfo& self) {
   NodeNetwork n;
@@ -40,7 +80,9 @@ Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapa
   cfg.nodeIp4 = n.nodeIp.v4NetOrder();
   cfg.vni = opts.vni;
   cfg.underlayIfindex = static_cast<uint32_t>(n.underlay.ifindex);
-  cfg.overlayMtu = static_cast<uint32_t>(n.podMtu);
+  // The IP MTU of the path cross-node packets take: sluice_vxlan's, or the underlay's itself
+  // in native mode (a --mtu above it must not let larger packets be redirected there).
+  cfg.overlayMtu = static_cast<uint32_t>(native ? n.underlay.mtu : n.podMtu);
   SL_ASSIGN_OR_RETURN(cfg.natFlags, natFlagsFor(opts.natDetect));
   if (!native) {
     VxlanSpec spec;
@@ -53,6 +95,10 @@ Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapa
                                  opts.vxlanPort, n.podMtu, n.underlay.name);
     SL_TRY(attachIfDifferent(n.overlayIfindex, dp.fromOverlayFd(), true));
     SL_TRY(attachIfDifferent(n.overlayIfindex, dp.toOverlayFd(), false));
+    SL_TRY(detachNativePrograms(n.underlay.ifindex));
+  } else {
+    SL_TRY(attachUnderlay(n.underlay.ifindex, dp.fromNativeFd(), true));
+    SL_TRY(attachUnderlay(n.underlay.ifindex, dp.toNativeFd(), false));
   }
   cfg.overlayIfindex = static_cast<uint32_t>(n.overlayIfindex);
   SL_TRY(applyDatapathSysctls(native ? std::string() : std::string(kVxlanName)));
@@ -66,6 +112,8 @@ Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapa
 Result<bool> checkNodeNetwork(const AgentOptions& opts, const bpf::Datapath& dp, const NodeNetwork& n) {
   if (!linkAlive(n.underlay.ifindex, n.underlay.name)) return false;
   if (opts.mode == DatapathMode::kNative) {
+    SL_TRY(attachUnderlay(n.underlay.ifindex, dp.fromNativeFd(), true));
+    SL_TRY(attachUnderlay(n.underlay.ifindex, dp.toNativeFd(), false));
     SL_TRY(applyDatapathSysctls(""));
     return true;
   }

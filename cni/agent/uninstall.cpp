@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "uninstall.h"
 
+#include <net/if.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +15,7 @@
 #include "kernel_routes.h"
 #include "masquerade.h"
 #include "nl.h"
+#include "node_setup.h"
 #include "sluice/bpf/maps.h"
 #include "state_file.h"
 #include "vxlan.h"
@@ -50,6 +53,19 @@ Result<bool> removeVxlan() {
   if (err < 0 && err != -NLE_OBJ_NOTFOUND && err != -NLE_NODEV)
     return nl::error(err, std::string("delete ") + kVxlanName);
   return err == 0;
+}
+
+// Native routing: sl_from_native/sl_to_native off every interface that has them (the
+// underlay, found by program name: the state file may be gone). Returns how many interfaces.
+Result<int> detachNativePrograms() {
+  std::unique_ptr<struct if_nameindex, decltype(&if_freenameindex)> ifs(if_nameindex(), &if_freenameindex);
+  if (!ifs) return Error::fromErrno(errno, "list interfaces", CniCode::kIoFailure);
+  int detached = 0;
+  for (const struct if_nameindex* i = ifs.get(); i->if_index != 0; ++i) {
+    SL_ASSIGN_OR_RETURN(bool any, detachNativeFrom(static_cast<int>(i->if_index)));
+    if (any) ++detached;
+  }
+  return detached;
 }
 
 // Unlinks every sl_* pin under root, then root itself when it is empty and not a mount point.
@@ -92,6 +108,7 @@ Result<UninstallReport> uninstallNode(const AgentOptions& o) {
   SL_TRY(removeMasquerade());
   r.masqueradeRemoved = true;
   SL_ASSIGN_OR_RETURN(r.vxlanRemoved, removeVxlan());
+  SL_ASSIGN_OR_RETURN(r.nativeDetached, detachNativePrograms());
   SL_ASSIGN_OR_RETURN(r.pinsRemoved, removePins(o.bpfRoot));
   return r;
 }
@@ -105,7 +122,8 @@ int runUninstall(const AgentOptions& o, std::ostream& out, std::ostream& err) {
   if (o.json) {
     nlohmann::ordered_json j = {
         {"conflistRemoved", r->conflistRemoved}, {"masqueradeRemoved", r->masqueradeRemoved},
-        {"vxlanRemoved", r->vxlanRemoved},       {"routesRemoved", r->routesRemoved},
+        {"vxlanRemoved", r->vxlanRemoved},       {"nativeDetached", r->nativeDetached},
+        {"routesRemoved", r->routesRemoved},
         {"pinsRemoved", r->pinsRemoved},         {"endpointsLeft", r->endpointsLeft}};
     out << j.dump(2) << "\n";
     return 0;
@@ -116,6 +134,8 @@ int runUninstall(const AgentOptions& o, std::ostream& out, std::ostream& err) {
   out << "routes:     " << r->routesRemoved << " removed\n";
   out << "overlay:    " << kVxlanName << " " << (r->vxlanRemoved ? "removed" : "already gone")
       << "\n";
+  out << "underlay:   native-routing programs detached from " << r->nativeDetached << " interface"
+      << (r->nativeDetached == 1 ? "" : "s") << "\n";
   out << "pins:       " << r->pinsRemoved << " removed under " << o.bpfRoot << "\n";
   if (r->endpointsLeft > 0)
     err << "sluice-agent uninstall: " << r->endpointsLeft

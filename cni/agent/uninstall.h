@@ -2,7 +2,7 @@
 // `sluice-agent uninstall`: takes Sluice off a node once its agent is stopped (DaemonSet
 // deleted, or before another CNI takes over): the conflist first (a conflist left behind
 // breaks the next CNI), then the masquerade table, the kernel routes the agent owns,
-// sluice_vxlan and every pin under --bpf-root. Each step is idempotent: what is already gone
+// sluice_vxlan, the native-routing programs on the underlay and every pin under --bpf-root. Each step is idempotent: what is already gone
 // is success, so it can be run again after a partial failure.
 #pragma once
 
@@ -16,6 +16,7 @@ struct UninstallReport {
   bool conflistRemoved = false;
   bool masqueradeRemoved = false;
   bool vxlanRemoved = false;
+  int nativeDetached = 0;  // interfaces sl_from_native/sl_to_native were detached from
   int routesRemoved = 0;
   int pinsRemoved = 0;
   int endpointsLeft = 0;  // pods still plumbed (their veths keep the program until DEL)

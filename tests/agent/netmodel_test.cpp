@@ -113,6 +113,39 @@ TEST(Plan, OtherNodesGetAddressRoutesButNoKernelRoutes) {
         << r.podCidr.str();
 }
 
+TEST(Plan, NativeModeRoutesPodCidrsViaTheirNodeOnTheUnderlay) {
+  Plan plan = planFor(threeNodes(), "node-1");
+  KernelRouteOptions ko;
+  ko.native = true;
+  ko.underlayIfindex = 3;
+  ko.overlayIfindex = 7;  // ignored: there is no overlay in native mode
+  ko.nodeIp = ip("198.18.0.1");
+  auto routes = kernelRoutesFor(plan.remote, ko);
+  ASSERT_EQ(routes.size(), 2u) << "pod CIDRs only: nodes are on-link already";
+  EXPECT_EQ(routes[0].dst.str(), "10.244.2.0/24");
+  EXPECT_EQ(routes[0].gateway.str(), "198.18.0.2");
+  EXPECT_EQ(routes[1].dst.str(), "10.244.3.0/24");
+  EXPECT_EQ(routes[1].gateway.str(), "198.18.0.3");
+  for (const auto& r : routes) {
+    EXPECT_EQ(r.ifindex, 3) << r.dst.str() << ": out of the underlay";
+    EXPECT_EQ(r.mtu, 0) << r.dst.str() << ": no encapsulation, no lower MTU";
+    EXPECT_FALSE(r.prefSrc.valid()) << r.dst.str();
+  }
+}
+
+TEST(AgentFlags, ModeIsVxlanOrNative) {
+  auto native = parseArgs({"--node-name", "n", "--mode", "native"}, nullptr);
+  ASSERT_TRUE(native.ok()) << native.error().describe();
+  EXPECT_EQ(native->mode, DatapathMode::kNative);
+  EXPECT_STREQ(modeName(native->mode), "native");
+  auto dflt = parseArgs({"--node-name", "n"}, nullptr);
+  ASSERT_TRUE(dflt.ok());
+  EXPECT_EQ(dflt->mode, DatapathMode::kVxlan);
+  auto bad = parseArgs({"--node-name", "n", "--mode", "geneve"}, nullptr);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().describe().find("expected vxlan or native"), std::string::npos) << bad.error().describe();
+}
+
 TEST(Plan, ANodeAddressInsideAPodCidrGetsNoRoute) {
   auto nodes = threeNodes();
   nodes[2].internalIP = ip("10.244.2.77");  // inside node-2's pod CIDR

@@ -273,21 +273,18 @@ Decision decideFromPod(const State& s, const Frame& f) {
     return d;
   }
 
-  // 6. A remote node's pod CIDR.
+  // 6. A remote node's pod CIDR: through the overlay, or natively over the underlay. Either
+  // way a packet larger than the path carries (overlay_mtu: sluice_vxlan's IP MTU, or the
+  // underlay's) goes to the stack.
   const sl_config& c = s.config;
-  if (c.mode == SL_MODE_NATIVE) {
+  const bool native = c.mode == SL_MODE_NATIVE;
+  if (native) {
     const bool v6NextHop = std::any_of(std::begin(best->route.node_ip6), std::end(best->route.node_ip6),
                                        [](uint32_t w) { return w != 0; });
     if (!c.underlay_ifindex || (ip4 && !best->route.node_ip4) || (ip6 && !v6NextHop))
       return toStack("native routing without underlay/next hop of the packet's family");
-    if (ttl <= 1) return toStack("remote, but the TTL expires");
-    decrementTtl(d.out, ip4);
-    d.retval = TC_ACT_REDIRECT;
-    d.counter = SL_CNT_NATIVE;
-    d.why = "remote pod, native routing";
-    return d;
   }
-  if (!c.overlay_ifindex) return toStack("remote, but no overlay device yet");
+  if (!native && !c.overlay_ifindex) return toStack("remote, but no overlay device yet");
   if (c.overlay_mtu) {
     bool fits;
     const uint32_t gso = f.gsoSize & 0xffff;  // skb_shared_info::gso_size is 16 bits
@@ -306,10 +303,16 @@ Decision decideFromPod(const State& s, const Frame& f) {
       }
       fits = fits && seg <= c.overlay_mtu;
     }
-    if (!fits) return toStack("remote, too big for the overlay: the stack fragments or answers PMTU");
+    if (!fits) return toStack("remote, too big for the path: the stack fragments or answers PMTU");
   }
   if (ttl <= 1) return toStack("remote, but the TTL expires");
   decrementTtl(d.out, ip4);
+  if (native) {
+    d.retval = TC_ACT_REDIRECT;
+    d.counter = SL_CNT_NATIVE;
+    d.why = "remote pod, native routing";
+    return d;
+  }
   TunnelKey k;
   k.id = c.vni;
   k.ttl = 64;

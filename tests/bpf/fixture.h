@@ -26,12 +26,11 @@ struct RunResult {
   Bytes out;
 };
 
-// Runs a frame through a program; the test run itself must succeed unless `mayRefuse`.
-inline RunResult runProg(int progFd, const Bytes& in, int ifindex, bool mayRefuse = false) {
+// Runs a frame through a program with the given context (ifindex, mark, ...), which comes
+// back as the program left it; the test run itself must succeed unless `mayRefuse`.
+inline RunResult runProgCtx(int progFd, const Bytes& in, __sk_buff& ctx, bool mayRefuse = false) {
   RunResult r;
   r.out.resize(in.size() + 256);
-  __sk_buff ctx{};
-  ctx.ifindex = static_cast<uint32_t>(ifindex);
   bpf_test_run_opts opts{};
   opts.sz = sizeof(opts);
   opts.data_in = in.data();
@@ -40,6 +39,8 @@ inline RunResult runProg(int progFd, const Bytes& in, int ifindex, bool mayRefus
   opts.data_size_out = static_cast<uint32_t>(r.out.size());
   opts.ctx_in = &ctx;
   opts.ctx_size_in = sizeof(ctx);
+  opts.ctx_out = &ctx;
+  opts.ctx_size_out = sizeof(ctx);
   opts.repeat = 1;
   r.err = bpf_prog_test_run_opts(progFd, &opts);
   if (!mayRefuse) {
@@ -48,6 +49,13 @@ inline RunResult runProg(int progFd, const Bytes& in, int ifindex, bool mayRefus
   r.retval = static_cast<int>(opts.retval);
   r.out.resize(opts.data_size_out);
   return r;
+}
+
+// Runs a frame through a program as received on (or sent from) ifindex.
+inline RunResult runProg(int progFd, const Bytes& in, int ifindex, bool mayRefuse = false) {
+  __sk_buff ctx{};
+  ctx.ifindex = static_cast<uint32_t>(ifindex);
+  return runProgCtx(progFd, in, ctx, mayRefuse);
 }
 
 inline sl_ip slIp(const std::string& s) {

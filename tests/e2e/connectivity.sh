@@ -1,11 +1,32 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Pod <-> pod on the same node and across nodes (ICMP, TCP, UDP, 1 MiB by hash), host <-> pod,
-# pod -> node; cross-node packets are VXLAN on the underlay; same-node packets never reach the
-# host's forwarding path; nodes file changes converge within 1 s; down leaves nothing behind.
+# pod -> node; cross-node packets are VXLAN on the underlay (SLUICE_MODE=native: plain IP
+# between the pods' addresses, no VXLAN at all); same-node and cross-node packets never reach
+# the host's forwarding path; nodes file changes converge within 1 s; down leaves nothing behind.
 source "$(dirname "$0")/lib.sh"
 
 e2e_up --nodes 3 --pods-per-node 2
+
+# The mode the agents run, as the inspection CLI reports it, and what it implies on the node.
+status_json() { agent_cli status "$1" -o json; }
+status_field() {  # status_field <node> <python expression over d>
+  status_json "$1" | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)"
+}
+check "node-1 status reports mode $SLUICE_MODE" test "$(status_field 1 'd["config"]["mode"]')" = "$SLUICE_MODE"
+pod_mtu() { ip -n "$(pns "$1" "$2")" -o link show eth0 | sed -n 's/.* mtu \([0-9]*\) .*/\1/p'; }
+if native_mode; then
+  check "native: pod MTU is the underlay's, no encapsulation overhead ($(pod_mtu 1 1))" test "$(pod_mtu 1 1)" = 1500
+  check "native: no sluice_vxlan on any node" bash -c "! ip -n $(nns 1) link show sluice_vxlan 2>/dev/null && ! ip -n $(nns 2) link show sluice_vxlan 2>/dev/null"
+  pinned_id() { bpftool prog show pinned "$(bpf_root "$1")/$2" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+  check "native: status shows sl_from_native/sl_to_native attached to the underlay eth0" test \
+    "$(status_field 1 '"%s %s %s" % (d["config"]["underlay"], d["underlayAttached"]["ingress"], d["underlayAttached"]["egress"])')" \
+    = "eth0 $(pinned_id 1 sl_from_native) $(pinned_id 1 sl_to_native)"
+  check "native: remote pod CIDRs routed via the node addresses on the underlay" \
+    bash -c "ip -n $(nns 1) route show 10.244.3.0/24 | grep -q 'via 198.18.0.3 dev eth0'"
+else
+  check "vxlan: pod MTU is the underlay's minus 50 ($(pod_mtu 1 1))" test "$(pod_mtu 1 1)" = 1450
+fi
 
 check "connectivity matrix (ICMP every pair, TCP 1 MiB by sha256)" bash "$CLUSTER" check
 
@@ -25,7 +46,11 @@ check "UDP same node" udp_echo "$(pns 1 1)" "$(pns 1 2)" "$(pod_ip 1 2)"
 check "UDP across nodes" udp_echo "$(pns 1 1)" "$(pns 2 1)" "$(pod_ip 2 1)"
 
 check "host -> pod on the same node" ping_ok "$(nns 1)" "$(pod_ip 1 1)"
-check "host -> pod on another node (stack -> sluice_vxlan -> to_overlay)" ping_ok "$(nns 1)" "$(pod_ip 3 2)"
+if native_mode; then
+  check "host -> pod on another node (stack -> underlay route -> from_native)" ping_ok "$(nns 1)" "$(pod_ip 3 2)"
+else
+  check "host -> pod on another node (stack -> sluice_vxlan -> to_overlay)" ping_ok "$(nns 1)" "$(pod_ip 3 2)"
+fi
 check "pod -> its own node" ping_ok "$(pns 2 1)" "$(node_ip 2)"
 check "pod -> another node" ping_ok "$(pns 2 1)" "$(node_ip 3)"
 
@@ -41,7 +66,31 @@ vxlan_seen() {
   tcpdump -T vxlan -n -r "$cap" 2>/dev/null | tee /dev/stderr | tr '\n' ' ' |
     grep -q "VXLAN.*$(pod_ip 1 1) > $(pod_ip 2 2)"
 }
-check "cross-node pod traffic is VXLAN on the underlay" vxlan_seen
+# Native routing: the same pings are plain IP between the pods' addresses on the underlay, and
+# not one packet is VXLAN. The capture takes both (pod pair or UDP 8472) and stops at 8 packets
+# (4 requests, 4 replies): any VXLAN among them fails the check.
+native_seen() {
+  local cap=$CROOT/native.pcap a b
+  a=$(pod_ip 1 1)
+  b=$(pod_ip 2 2)
+  ip netns exec "$SLUICE_CLUSTER_PREFIX-ul" timeout 5 tcpdump -i br0 -n -c 8 -w "$cap" \
+    "(host $a and host $b) or udp port 8472" 2>/dev/null &
+  local t=$!
+  sleep 0.5
+  ping_ok "$(pns 1 1)" "$b" 4
+  wait "$t" 2>/dev/null || true
+  tcpdump -n -r "$cap" 2>/dev/null | tee /dev/stderr | python3 -c '
+import re, sys
+a, b = sys.argv[1], sys.argv[2]
+lines = [l for l in sys.stdin.read().splitlines() if l.strip()]
+plain = [l for l in lines if re.search(r"IP (%s > %s|%s > %s): ICMP echo (request|reply)" % (a, b, b, a), l)]
+sys.exit(0 if len(lines) == 8 and len(plain) == 8 else 1)' "$a" "$b"
+}
+if native_mode; then
+  check "native: cross-node pod traffic is plain IP pod -> pod on the underlay, no VXLAN (8 of 8 captured)" native_seen
+else
+  check "cross-node pod traffic is VXLAN on the underlay" vxlan_seen
+fi
 
 # Same-node and cross-node pod traffic skips the host's forwarding path: an nftables counter
 # in node-1's FORWARD hook stays at zero while the redirect counter rises. Pod -> outside
@@ -55,15 +104,26 @@ NFT
 fwd_packets() { ip netns exec "$(nns 1)" nft -j list counter inet sluice_e2e slfwd | python3 -c 'import json,sys
 for o in json.load(sys.stdin)["nftables"]:
     if "counter" in o: print(o["counter"]["packets"])'; }
+# Cross-node: encap out, decap in (vxlan); native out, native_in in (native), on both nodes.
+if native_mode; then out_c=native in_c=native_in; else out_c=encap in_c=decap; fi
 r0=$(counter 1 redirect_local)
-e0=$(counter 1 encap)
+e0=$(counter 1 "$out_c")
+i0=$(counter 1 "$in_c")
+o3=$(counter 3 "$out_c")
+n3=$(counter 3 "$in_c")
 ping_ok "$(pns 1 1)" "$(pod_ip 1 2)" 10
 ping_ok "$(pns 1 1)" "$(pod_ip 3 1)" 10
 r1=$(counter 1 redirect_local)
-e1=$(counter 1 encap)
+e1=$(counter 1 "$out_c")
+i1=$(counter 1 "$in_c")
+o4=$(counter 3 "$out_c")
+n4=$(counter 3 "$in_c")
 f1=$(fwd_packets)
 check "same-node pings counted as redirect_local ($r0 -> $r1)" test $((r1 - r0)) -ge 20
-check "cross-node pings counted as encap ($e0 -> $e1)" test $((e1 - e0)) -ge 10
+check "cross-node pings counted as $out_c on node-1 ($e0 -> $e1) and $in_c on node-3 ($n3 -> $n4)" \
+  test $((e1 - e0)) -ge 10 -a $((n4 - n3)) -ge 10
+check "their replies counted as $out_c on node-3 ($o3 -> $o4) and $in_c on node-1 ($i0 -> $i1)" \
+  test $((o4 - o3)) -ge 10 -a $((i1 - i0)) -ge 10
 check "host FORWARD saw none of them ($f1 packets)" test "$f1" -eq 0
 ip netns exec "$(pns 1 1)" ping -c 2 -W 1 -q 198.18.0.254 >/dev/null 2>&1 || true
 f2=$(fwd_packets)

@@ -7,6 +7,9 @@ set -euo pipefail
 E2E_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export SLUICE_CLUSTER_PREFIX=${SLUICE_CLUSTER_PREFIX:-slte$$}
 export SLUICE_BUILD_DIR=${SLUICE_BUILD_DIR:-$E2E_REPO/build}
+# The datapath mode of every cluster this run brings up (hack/cluster.sh reads it as the
+# default of up --mode): vxlan or native. Scripts branch on it with native_mode.
+export SLUICE_MODE=${SLUICE_MODE:-vxlan}
 CLUSTER="$E2E_REPO/hack/cluster.sh"
 CROOT=/run/sluice-cluster/$SLUICE_CLUSTER_PREFIX
 AGENT=$SLUICE_BUILD_DIR/bin/sluice-agent
@@ -42,6 +45,8 @@ e2e_done() {
   fi
   echo "all checks passed"
 }
+
+native_mode() { [[ $SLUICE_MODE == native ]]; }
 
 nns() { echo "$SLUICE_CLUSTER_PREFIX-n$1"; }
 pns() { echo "$SLUICE_CLUSTER_PREFIX-n$1-p$2"; }

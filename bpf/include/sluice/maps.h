@@ -27,6 +27,8 @@
 #define SL_PROG_FROM_OVERLAY "sl_from_overlay"
 #define SL_PROG_TO_OVERLAY "sl_to_overlay" /* egress of sluice_vxlan: tunnel key for stack traffic */
 #define SL_PROG_TO_POD "sl_to_pod" /* egress of a pod's host veth: records stack-delivered flows */
+#define SL_PROG_FROM_NATIVE "sl_from_native" /* ingress of the underlay, native routing only */
+#define SL_PROG_TO_NATIVE "sl_to_native"     /* egress of the underlay, native routing only */
 
 #define SL_MAX_ENDPOINTS 65536
 #define SL_MAX_IFACES 16384
@@ -103,6 +105,14 @@ struct sl_route {
 	__u8 pad[2];
 };
 
+/*
+ * skb->mark bit with which from_pod hands its native-routing redirects to the underlay's egress
+ * (sl_to_native), which clears it: there it tells our redirects from packets the stack routed,
+ * which flow records must see. Set only while flow records are the NAT detection in use; it
+ * lives between two of our programs and no netfilter hook runs in between.
+ */
+#define SL_MARK_NATIVE 0x20000000u
+
 /* sl_config: array of one entry, written by the agent. */
 #define SL_MODE_VXLAN 0u
 #define SL_MODE_NATIVE 1u
@@ -124,7 +134,8 @@ struct sl_config {
 	__u32 vni;
 	__u32 underlay_ifindex; /* native routing */
 	__u32 flags;	       /* SL_CFG_F_* */
-	__u32 overlay_mtu; /* IP MTU of sluice_vxlan: larger frames go to the stack (PMTU) */
+	__u32 overlay_mtu; /* IP MTU of sluice_vxlan (native: of the underlay): larger frames go
+			    * to the stack, which answers "fragmentation needed" */
 	__u32 node_ip6[4];
 };
 
@@ -144,6 +155,7 @@ enum sl_counter_id {
 	SL_CNT_TO_STACK = 3,	   /* TC_ACT_OK: services, host, outside */
 	SL_CNT_NATIVE = 4,	   /* bpf_redirect_neigh to the underlay */
 	SL_CNT_TO_STACK_NAT = 5,   /* TC_ACT_OK: a reply (or more) of a flow the stack translated */
+	SL_CNT_NATIVE_IN = 6,	   /* from the underlay into a local pod (native routing) */
 	SL_CNT_DROP_BASE = 16,
 	SL_CNT_MAX = 64,
 };

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "native.skel.h"
 #include "overlay.skel.h"
 #include "pod.skel.h"
 #include "sluice/log.h"
@@ -24,12 +25,16 @@ struct PodSkelDeleter {
 struct OverlaySkelDeleter {
   void operator()(overlay* s) const { overlay::destroy(s); }
 };
+struct NativeSkelDeleter {
+  void operator()(native* s) const { native::destroy(s); }
+};
 
 constexpr std::array<const char*, 7> kMapNames = {SL_MAP_ENDPOINTS, SL_MAP_IFACES,      SL_MAP_ROUTES,
                                                   SL_MAP_CONFIG,    SL_MAP_METRICS,     SL_MAP_STACK_FLOWS,
                                                   SL_MAP_STACK_FRAGS};
-constexpr std::array<const char*, 4> kProgNames = {SL_PROG_FROM_POD, SL_PROG_TO_POD, SL_PROG_FROM_OVERLAY,
-                                                   SL_PROG_TO_OVERLAY};
+constexpr std::array<const char*, 6> kProgNames = {SL_PROG_FROM_POD,     SL_PROG_TO_POD,
+                                                   SL_PROG_FROM_OVERLAY, SL_PROG_TO_OVERLAY,
+                                                   SL_PROG_FROM_NATIVE,  SL_PROG_TO_NATIVE};
 
 // Refuses pinned maps written by another layout version before libbpf gets to reinterpret
 // them. Version 1 is the first layout: there is nothing older to migrate from yet.
@@ -92,6 +97,7 @@ Error libbpfError(int err, const std::string& what) {
 struct Datapath::Skeletons {
   std::unique_ptr<pod, PodSkelDeleter> podSkel;
   std::unique_ptr<overlay, OverlaySkelDeleter> overlaySkel;
+  std::unique_ptr<native, NativeSkelDeleter> nativeSkel;
 };
 
 Datapath::Datapath() = default;
@@ -103,6 +109,8 @@ int Datapath::fromPodFd() const { return bpf_program__fd(skels_->podSkel->progs.
 int Datapath::toPodFd() const { return bpf_program__fd(skels_->podSkel->progs.sl_to_pod); }
 int Datapath::fromOverlayFd() const { return bpf_program__fd(skels_->overlaySkel->progs.sl_from_overlay); }
 int Datapath::toOverlayFd() const { return bpf_program__fd(skels_->overlaySkel->progs.sl_to_overlay); }
+int Datapath::fromNativeFd() const { return bpf_program__fd(skels_->nativeSkel->progs.sl_from_native); }
+int Datapath::toNativeFd() const { return bpf_program__fd(skels_->nativeSkel->progs.sl_to_native); }
 
 Result<Datapath> Datapath::load(const DatapathOptions& opts) {
   const bool pinned = !opts.bpfRoot.empty();
@@ -130,21 +138,33 @@ Result<Datapath> Datapath::load(const DatapathOptions& opts) {
   dp.skels_->overlaySkel.reset(overlay::open(&oo));
   if (!dp.skels_->overlaySkel) return libbpfError(errno, "open BPF object overlay");
   if (!pinned) SL_TRY(unpinMaps(dp.skels_->overlaySkel->obj));
+  dp.skels_->nativeSkel.reset(native::open(&oo));
+  if (!dp.skels_->nativeSkel) return libbpfError(errno, "open BPF object native");
+  if (!pinned) SL_TRY(unpinMaps(dp.skels_->nativeSkel->obj));
   // One set of maps for every program, pinned or not.
   auto* ps = dp.skels_->podSkel.get();
   auto* os = dp.skels_->overlaySkel.get();
-  std::array<std::pair<bpf_map*, bpf_map*>, 7> share = {{{os->maps.sl_endpoints, ps->maps.sl_endpoints},
-                                                         {os->maps.sl_ifaces, ps->maps.sl_ifaces},
-                                                         {os->maps.sl_routes, ps->maps.sl_routes},
-                                                         {os->maps.sl_config, ps->maps.sl_config},
-                                                         {os->maps.sl_metrics, ps->maps.sl_metrics},
-                                                         {os->maps.sl_stack_flows, ps->maps.sl_stack_flows},
-                                                         {os->maps.sl_stack_frags, ps->maps.sl_stack_frags}}};
+  auto* ns = dp.skels_->nativeSkel.get();
+  std::array<std::pair<bpf_map*, bpf_map*>, 14> share = {{{os->maps.sl_endpoints, ps->maps.sl_endpoints},
+                                                          {os->maps.sl_ifaces, ps->maps.sl_ifaces},
+                                                          {os->maps.sl_routes, ps->maps.sl_routes},
+                                                          {os->maps.sl_config, ps->maps.sl_config},
+                                                          {os->maps.sl_metrics, ps->maps.sl_metrics},
+                                                          {os->maps.sl_stack_flows, ps->maps.sl_stack_flows},
+                                                          {os->maps.sl_stack_frags, ps->maps.sl_stack_frags},
+                                                          {ns->maps.sl_endpoints, ps->maps.sl_endpoints},
+                                                          {ns->maps.sl_ifaces, ps->maps.sl_ifaces},
+                                                          {ns->maps.sl_routes, ps->maps.sl_routes},
+                                                          {ns->maps.sl_config, ps->maps.sl_config},
+                                                          {ns->maps.sl_metrics, ps->maps.sl_metrics},
+                                                          {ns->maps.sl_stack_flows, ps->maps.sl_stack_flows},
+                                                          {ns->maps.sl_stack_frags, ps->maps.sl_stack_frags}}};
   for (auto& [to, from] : share) {
     if (int err = bpf_map__reuse_fd(to, bpf_map__fd(from)); err)
       return libbpfError(err, std::string("share map ") + bpf_map__name(from));
   }
   if (int err = overlay::load(os); err) return libbpfError(err, "load BPF object overlay");
+  if (int err = native::load(ns); err) return libbpfError(err, "load BPF object native");
 
   SL_ASSIGN_OR_RETURN(dp.maps_.endpoints, EndpointMap::fromFd(bpf_map__fd(ps->maps.sl_endpoints)));
   SL_ASSIGN_OR_RETURN(dp.maps_.ifaces, IfaceMap::fromFd(bpf_map__fd(ps->maps.sl_ifaces)));
@@ -166,6 +186,8 @@ Result<Datapath> Datapath::load(const DatapathOptions& opts) {
     SL_TRY(pinProgram(dp.toPodFd(), opts.bpfRoot, SL_PROG_TO_POD));
     SL_TRY(pinProgram(dp.fromOverlayFd(), opts.bpfRoot, SL_PROG_FROM_OVERLAY));
     SL_TRY(pinProgram(dp.toOverlayFd(), opts.bpfRoot, SL_PROG_TO_OVERLAY));
+    SL_TRY(pinProgram(dp.fromNativeFd(), opts.bpfRoot, SL_PROG_FROM_NATIVE));
+    SL_TRY(pinProgram(dp.toNativeFd(), opts.bpfRoot, SL_PROG_TO_NATIVE));
     spdlog::info("datapath loaded and pinned under {} (conntrack lookup kfunc {})", opts.bpfRoot,
                  conntrackKfuncAvailable() ? "available" : "absent: NAT detection by flow records");
   }

@@ -93,6 +93,7 @@ const char* counterName(int counterId) {
     case SL_CNT_TO_STACK: return "to_stack";
     case SL_CNT_NATIVE: return "native";
     case SL_CNT_TO_STACK_NAT: return "to_stack_nat";
+    case SL_CNT_NATIVE_IN: return "native_in";
     default: break;
   }
   if (counterId > SL_CNT_DROP_BASE && counterId <= static_cast<int>(SL_CNT_DROP_BASE) + static_cast<int>(SL_DROP_MAX_REASON))

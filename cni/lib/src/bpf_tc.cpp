@@ -152,4 +152,13 @@ Result<uint32_t> progId(int progFd) {
   return info.id;
 }
 
+std::string progNameById(uint32_t id) {
+  Fd fd(bpf_prog_get_fd_by_id(id));
+  if (!fd.valid()) return {};
+  bpf_prog_info info{};
+  uint32_t len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return {};
+  return std::string(info.name, strnlen(info.name, sizeof(info.name)));
+}
+
 }  // namespace sluice::bpf

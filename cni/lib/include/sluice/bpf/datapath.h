@@ -32,6 +32,9 @@ class Datapath {
   int toPodFd() const;
   int fromOverlayFd() const;
   int toOverlayFd() const;
+  // The underlay's ingress/egress programs, attached in native-routing mode only.
+  int fromNativeFd() const;
+  int toNativeFd() const;
   const PinnedMaps& maps() const { return maps_; }
   // The NAT detection's flow records and fragment marks (lib/nat.h); the plugin never
   // touches them, so they are not part of PinnedMaps.

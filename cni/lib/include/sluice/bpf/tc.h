@@ -35,5 +35,7 @@ Status attachTcxIngress(int ifindex, int progFd);
 Status attachTcxEgress(int ifindex, int progFd);
 // The id of the program behind an fd.
 Result<uint32_t> progId(int progFd);
+// The name of a loaded program (at most 15 characters), "" when there is no such program.
+std::string progNameById(uint32_t id);
 
 }  // namespace sluice::bpf
