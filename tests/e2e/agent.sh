@@ -49,13 +49,16 @@ check "/metrics listens on the node's loopback only" bash -c "! ip netns exec $(
 # The conflist the agent wrote.
 conflist=$CROOT/n2/net.d/10-sluice.conflist
 check "conflist is mode 0644" test "$(stat -c %a "$conflist")" = 644
-check "conflist carries this node's pod CIDR, the MTU and the paths" python3 - "$conflist" "$CROOT/n2" <<'PY'
+# the MTU: the underlay's 1500 minus the VXLAN overhead, or all of it in native mode
+want_mtu=1450
+native_mode && want_mtu=1500
+check "conflist carries this node's pod CIDR, the MTU ($want_mtu) and the paths" python3 - "$conflist" "$CROOT/n2" "$want_mtu" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1])); root = sys.argv[2]
 p = c["plugins"][0]
 assert c["cniVersion"] == "1.0.0" and c["name"] == "sluice" and p["type"] == "sluice", c
 assert p["ipam"] == {"type": "sluice-ipam", "ranges": [[{"subnet": "10.244.2.0/24"}]]}, p["ipam"]
-assert p["mtu"] == 1450, p["mtu"]
+assert p["mtu"] == int(sys.argv[3]), p["mtu"]
 assert p["bpfRoot"] == root + "/bpf/sluice" and p["stateDir"] == root + "/state", p
 PY
 
