@@ -10,7 +10,8 @@
  *   rewrite + bpf_redirect_peer: what the stack would have done, without its forwarding path.
  *   Any other source (the outside world, an address of this node's own pods) is the stack's to
  *   judge (rp_filter, forwarding rules), as are replies of flows this node's stack translated
- *   (lib/nat.h) and packets whose TTL expires here.
+ *   (lib/nat.h), IPv6 with extension headers (the NAT check cannot see past them) and packets
+ *   whose TTL expires here.
  * to_native (egress): while flow records are the NAT detection in use, records the flows the
  *   stack routes to a remote pod CIDR (a Service DNAT to a remote backend), so that their
  *   replies come back through the stack. from_pod's own redirects carry SL_MARK_NATIVE, which
@@ -55,6 +56,8 @@ int sl_from_native(struct __sk_buff *skb)
 	 * is strict rp_filter's answer for the packets we take. */
 	if (!sl_route_lookup(&src))
 		return sl_to_stack(skb);
+	if (p.ip6 && p.ip6_ext)
+		return sl_to_stack(skb); /* as from_pod: the stack forwards what the NAT check cannot see */
 	if (sl_nat_diverts(skb, &p, sl_get_config(), &act))
 		return act;
 	/* parse pointers are still valid: neither lookup nor the NAT check moves packet data */

@@ -205,6 +205,18 @@ TEST_F(NativeTest, Ipv6FromARemotePodGoesStraightIn) {
   expectOnlyCounter(SL_CNT_NATIVE_IN);
 }
 
+TEST_F(NativeTest, Ipv6WithExtensionHeadersGoesToTheStack) {
+  Ip6Spec s;
+  s.src = "fd00:10:244:2::9";
+  s.dst = "fd00:10:244:1::2";
+  s.nextHeader = 0;  // hop-by-hop options: the upper layer is out of the NAT check's sight
+  Bytes in = ip6Frame(kUnderlayMac, kPeerNodeMac, s);
+  auto r = fromNative(in);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.out, in);
+  expectOnlyCounter(SL_CNT_TO_STACK);
+}
+
 TEST_F(NativeTest, ASourceOutsideTheRemotePodCidrsIsTheStacksToJudge) {
   // the outside world, and an address of this node's own pods (spoofed from the wire): the
   // stack's rp_filter and forwarding rules decide, as without Sluice
