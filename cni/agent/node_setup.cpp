@@ -99,6 +99,9 @@ Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapa
   } else {
     SL_TRY(attachUnderlay(n.underlay.ifindex, dp.fromNativeFd(), true));
     SL_TRY(attachUnderlay(n.underlay.ifindex, dp.toNativeFd(), false));
+    // A node switched from vxlan mode: the overlay device would linger with nothing using it.
+    SL_ASSIGN_OR_RETURN(bool removed, removeVxlan());
+    if (removed) spdlog::info("removed {}: native routing does not use it", kVxlanName);
   }
   cfg.overlayIfindex = static_cast<uint32_t>(n.overlayIfindex);
   SL_TRY(applyDatapathSysctls(native ? std::string() : std::string(kVxlanName)));

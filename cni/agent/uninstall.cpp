@@ -41,20 +41,6 @@ Result<bool> removeFile(const std::string& path) {
   return Error::fromErrno(errno, "remove " + path, CniCode::kIoFailure);
 }
 
-Result<bool> removeVxlan() {
-  SL_ASSIGN_OR_RETURN(auto sock, nl::connect());
-  SL_ASSIGN_OR_RETURN(auto link, nl::linkByName(sock.get(), kVxlanName));
-  if (!link) return false;
-  const char* type = rtnl_link_get_type(link->get());
-  if (type == nullptr || std::string(type) != "vxlan")
-    return Error(CniCode::kInternal,
-                 std::string(kVxlanName) + " is not a VXLAN device: left alone");
-  int err = rtnl_link_delete(sock.get(), link->get());
-  if (err < 0 && err != -NLE_OBJ_NOTFOUND && err != -NLE_NODEV)
-    return nl::error(err, std::string("delete ") + kVxlanName);
-  return err == 0;
-}
-
 // Native routing: sl_from_native/sl_to_native off every interface that has them (the
 // underlay, found by program name: the state file may be gone). Returns how many interfaces.
 Result<int> detachNativePrograms() {

@@ -119,4 +119,17 @@ Result<VxlanState> ensureVxlan(const VxlanSpec& spec) {
   return st;
 }
 
+Result<bool> removeVxlan() {
+  SL_ASSIGN_OR_RETURN(auto sock, nl::connect());
+  SL_ASSIGN_OR_RETURN(auto link, nl::linkByName(sock.get(), kVxlanName));
+  if (!link) return false;
+  const char* type = rtnl_link_get_type(link->get());
+  if (type == nullptr || std::string(type) != "vxlan")
+    return Error(CniCode::kInternal, std::string(kVxlanName) + " is not a VXLAN device: left alone");
+  int err = rtnl_link_delete(sock.get(), link->get());
+  if (err < 0 && err != -NLE_OBJ_NOTFOUND && err != -NLE_NODEV)
+    return nl::error(err, std::string("delete ") + kVxlanName);
+  return err == 0;
+}
+
 }  // namespace sluice::agent

@@ -41,6 +41,10 @@ struct VxlanState {
 // shape (not VXLAN, not external, other port) is replaced.
 Result<VxlanState> ensureVxlan(const VxlanSpec& spec);
 
+// Deletes sluice_vxlan; returns whether there was one. A device of that name that is not VXLAN
+// is left alone (an error).
+Result<bool> removeVxlan();
+
 
 // ifindex of a device by name, 0 if absent.
 int ifindexOf(const std::string& name);

@@ -111,6 +111,18 @@ TEST_F(NativeSetupTest, BackToVxlanModeTakesTheNativeProgramsOff) {
   EXPECT_EQ(egressId(), 0u);
 }
 
+TEST_F(NativeSetupTest, NativeModeRemovesTheOverlayOfAVxlanModeBefore) {
+  opts_.mode = DatapathMode::kVxlan;
+  ASSERT_TRUE(setupNodeNetwork(opts_, *dp_, self_).ok());
+  ASSERT_NE(if_nametoindex(kVxlanName), 0u);
+  opts_.mode = DatapathMode::kNative;
+  auto n = setupNodeNetwork(opts_, *dp_, self_);
+  ASSERT_TRUE(n.ok()) << n.error().describe();
+  EXPECT_EQ(if_nametoindex(kVxlanName), 0u) << "nothing uses sluice_vxlan in native mode";
+  EXPECT_EQ(ingressId(), id(dp_->fromNativeFd()));
+  EXPECT_EQ((*dp_->maps().config.lookup(0))->overlay_ifindex, 0u) << "from_pod must not redirect there";
+}
+
 TEST_F(NativeSetupTest, DetachingNativeProgramsLeavesOthersAlone) {
   // another Sluice program at an interface's hooks (a pod veth's) is not the underlay's
   ASSERT_TRUE(bpf::attachTcIngress(underlay_, dp_->fromPodFd()).ok());
