@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "source_factory.h"
 #include "state_file.h"
+#include "sysctl.h"
 
 namespace sluice::agent {
 namespace {
@@ -24,6 +25,12 @@ std::optional<net::Cidr> podCidrFor(const NodeInfo& self) {
   for (const auto& c : self.podCIDRs)
     if (c.addr().isV4()) return c;
   if (!self.podCIDRs.empty()) return self.podCIDRs.front();
+  return std::nullopt;
+}
+
+std::optional<net::Cidr> ipv6PodCidrFor(const NodeInfo& self) {
+  for (const auto& c : self.podCIDRs)
+    if (c.addr().isV6()) return c;
   return std::nullopt;
 }
 
@@ -169,15 +176,29 @@ Status Agent::reconcile() {
   ko.underlayIfindex = net_->underlay.ifindex;
   ko.mtu = ko.native ? 0 : net_->podMtu;
   ko.nodeIp = net_->nodeIp;
+  // Dual stack: IPv6 forwarding, and (vxlan mode) this node's IPv6 address on sluice_vxlan,
+  // before the routes that prefer it as their source.
+  const auto podCidr6 = ipv6PodCidrFor(self);
+  std::optional<net::IpAddr> nodeIp6;
+  if (podCidr6) {
+    SL_TRY(applyIpv6Sysctls());
+    if (!ko.native) nodeIp6 = nodeIp6Of(*podCidr6);
+    else if (!warnedNativeIpv6_.exchange(true))
+      spdlog::warn("IPv6 pod CIDR {}: native routing has no IPv6 next hop on the IPv4 underlay; "
+                   "pods get IPv6 addresses but no IPv6 routes to other nodes", podCidr6->str());
+  }
+  if (!ko.native) SL_TRY(ensureOverlayIp6(net_->overlayIfindex, nodeIp6));
+  if (nodeIp6) ko.nodeIp6 = *nodeIp6;
   auto routeCounts = syncKernelRoutes(kernelRoutesFor(plan_.remote, ko));
   if (!routeCounts.ok()) return std::move(routeCounts).error();
-  SL_TRY(masquerade_.ensure(opts_.clusterCidr, ko.native ? std::string() : std::string(kVxlanName),
+  SL_TRY(masquerade_.ensure(opts_.clusterCidrs, ko.native ? std::string() : std::string(kVxlanName),
                             plan_.nodeIps));
 
   auto podCidr = podCidrFor(self);
   if (!podCidr) return Error(CniCode::kInvalidConfig, "node " + self.name + " has no pod CIDR yet");
   ConflistParams cp;
   cp.podCidr = *podCidr;
+  if (podCidr->addr().isV4()) cp.podCidr6 = podCidr6;
   cp.mtu = net_->podMtu;
   cp.bpfRoot = opts_.bpfRoot;
   cp.stateDir = opts_.stateDir;

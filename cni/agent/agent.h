@@ -59,6 +59,7 @@ class Agent {
   Masquerade masquerade_;
   bool needResync_ = false;
   bool upgraded_ = false;
+  std::atomic<bool> warnedNativeIpv6_{false};
 
   std::atomic<bool> datapathLoaded_{false};
   std::atomic<bool> conflistWritten_{false};

@@ -56,6 +56,7 @@ nlohmann::ordered_json chainedCapabilities(const std::string& type) {
 std::string renderConflist(const ConflistParams& p) {
   using nlohmann::ordered_json;
   ordered_json range = ordered_json::array({ordered_json::array({{{"subnet", p.podCidr.network().str()}}})});
+  if (p.podCidr6) range.push_back(ordered_json::array({{{"subnet", p.podCidr6->network().str()}}}));
   ordered_json plugin = {{"type", "sluice"},
                          {"mtu", p.mtu},
                          {"bpfRoot", p.bpfRoot},
@@ -90,7 +91,8 @@ Result<bool> writeConflist(const std::string& dir, const ConflistParams& p) {
   SL_TRY(writeDurably(path, text, 0644));
   std::string chain;
   for (const auto& c : p.chain) chain += ", " + c;
-  spdlog::info("wrote {} (pod CIDR {}, mtu {}, plugins sluice{})", path, p.podCidr.network().str(), p.mtu, chain);
+  spdlog::info("wrote {} (pod CIDR {}{}, mtu {}, plugins sluice{})", path, p.podCidr.network().str(),
+               p.podCidr6 ? " and " + p.podCidr6->network().str() : std::string(), p.mtu, chain);
   return true;
 }
 

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,10 @@ namespace sluice::agent {
 inline constexpr const char* kConflistName = "10-sluice.conflist";
 
 struct ConflistParams {
-  net::Cidr podCidr;  // this node's (IPv4) pod CIDR
+  net::Cidr podCidr;  // this node's pod CIDR (the IPv4 one when it has one)
+  // Dual stack: this node's IPv6 pod CIDR next to an IPv4 podCidr, a second IPAM range set (one
+  // address of each family per pod).
+  std::optional<net::Cidr> podCidr6;
   int mtu = 0;
   std::string bpfRoot;
   std::string stateDir;

@@ -64,10 +64,25 @@ const std::map<std::string, Setter>& valueFlags() {
        }},
       {"--cluster-cidr",
        [](AgentOptions& o, const std::string& v) -> Status {
-         auto c = net::Cidr::parse(v);
-         if (!c || v.find('/') == std::string::npos)
-           return badFlag("--cluster-cidr: not a CIDR: '" + v + "'");
-         o.clusterCidr = c->network();
+         std::vector<net::Cidr> cidrs;
+         size_t start = 0;
+         for (;;) {
+           const size_t comma = v.find(',', start);
+           const std::string one = v.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+           auto c = net::Cidr::parse(one);
+           if (!c || one.find('/') == std::string::npos)
+             return badFlag("--cluster-cidr: not a CIDR: '" + one + "' (expected CIDR or IPv4CIDR,IPv6CIDR)");
+           for (const auto& have : cidrs)
+             if (have.addr().family() == c->addr().family())
+               return badFlag("--cluster-cidr: two IPv" + std::to_string(c->addr().family()) +
+                              " CIDRs in '" + v + "' (at most one per family)");
+           cidrs.push_back(c->network());
+           if (comma == std::string::npos) break;
+           start = comma + 1;
+         }
+         std::stable_sort(cidrs.begin(), cidrs.end(),
+                          [](const net::Cidr& a, const net::Cidr& b) { return a.addr().isV4() && b.addr().isV6(); });
+         o.clusterCidrs = std::move(cidrs);
          return okStatus();
        }},
       {"--mtu",
@@ -150,7 +165,7 @@ const char* modeName(DatapathMode m) { return m == DatapathMode::kNative ? "nati
 
 Result<AgentOptions> parseArgs(const std::vector<std::string>& args, const char* nodeNameEnv) {
   AgentOptions o;
-  o.clusterCidr = *net::Cidr::parse("10.244.0.0/16");
+  o.clusterCidrs = {*net::Cidr::parse("10.244.0.0/16")};
   if (nodeNameEnv != nullptr) o.nodeName = nodeNameEnv;
   bool haveSub = false;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -219,7 +234,8 @@ Flags:
   --state-dir DIR         plugin/agent state (default /var/lib/sluice)
   --cni-conf-dir DIR      where 10-sluice.conflist goes (default /etc/cni/net.d)
   --cni-bin-dir DIR       CNI binaries (default /opt/cni/bin)
-  --cluster-cidr CIDR     pod network of the whole cluster (default 10.244.0.0/16)
+  --cluster-cidr CIDR[,CIDR]  pod network of the whole cluster (default 10.244.0.0/16);
+                          dual stack: an IPv4 and an IPv6 CIDR, comma separated
   --metrics-addr H:P      /healthz and /metrics (default 127.0.0.1:9962)
   --log-level L           trace|debug|info|warn|error (default info)
   --log-file PATH         also log to this file

@@ -44,7 +44,9 @@ struct AgentOptions {
   std::string stateDir = "/var/lib/sluice";
   std::string cniConfDir = "/etc/cni/net.d";
   std::string cniBinDir = "/opt/cni/bin";
-  net::Cidr clusterCidr;       // --cluster-cidr, default 10.244.0.0/16
+  // --cluster-cidr, default 10.244.0.0/16; "V4,V6" (as kube-proxy takes it) for dual stack:
+  // at most one CIDR per family, IPv4 first when both.
+  std::vector<net::Cidr> clusterCidrs;
   std::string metricsAddr = "127.0.0.1:9962";
   std::string logLevel = "info";
   std::string logFile;

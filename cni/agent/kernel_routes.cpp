@@ -26,11 +26,13 @@ std::string describe(const KernelRoute& r) {
 Result<nl::Route> build(const KernelRoute& r) {
   nl::Route route(rtnl_route_alloc());
   if (!route) return Error(CniCode::kNetlink, "allocate route");
-  rtnl_route_set_family(route.get(), AF_INET);
+  const bool v6 = r.dst.addr().isV6();
+  rtnl_route_set_family(route.get(), v6 ? AF_INET6 : AF_INET);
   rtnl_route_set_table(route.get(), RT_TABLE_MAIN);
   rtnl_route_set_protocol(route.get(), kRouteProtocol);
   rtnl_route_set_type(route.get(), RTN_UNICAST);
-  rtnl_route_set_scope(route.get(), r.gateway.valid() ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK);
+  // IPv6 routes have no scope (the kernel reports universe for all of them).
+  rtnl_route_set_scope(route.get(), r.gateway.valid() || v6 ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK);
   auto dst = nl::toNl(r.dst);
   if (int err = rtnl_route_set_dst(route.get(), dst.get()); err < 0) return nl::error(err, "route dst");
   if (r.prefSrc.valid()) {
@@ -52,13 +54,13 @@ Result<nl::Route> build(const KernelRoute& r) {
 
 }  // namespace
 
-Result<std::vector<KernelRoute>> listOwnedRoutes() {
-  SL_ASSIGN_OR_RETURN(auto sock, nl::connect());
-  SL_ASSIGN_OR_RETURN(auto cache, nl::routeCache(sock.get(), AF_INET));
-  std::vector<KernelRoute> out;
+// Appends the owned routes of one family (AF_INET / AF_INET6) to `out`.
+static Status appendOwnedRoutes(nl_sock* sock, int family, std::vector<KernelRoute>& out) {
+  SL_ASSIGN_OR_RETURN(auto cache, nl::routeCache(sock, family));
   for (nl_object* o = nl_cache_get_first(cache.get()); o != nullptr; o = nl_cache_get_next(o)) {
     auto* r = reinterpret_cast<rtnl_route*>(o);
-    if (rtnl_route_get_protocol(r) != kRouteProtocol || rtnl_route_get_table(r) != RT_TABLE_MAIN)
+    if (rtnl_route_get_protocol(r) != kRouteProtocol || rtnl_route_get_table(r) != RT_TABLE_MAIN ||
+        rtnl_route_get_family(r) != family)
       continue;
     KernelRoute kr;
     nl_addr* dst = rtnl_route_get_dst(r);
@@ -73,6 +75,14 @@ Result<std::vector<KernelRoute>> listOwnedRoutes() {
     if (rtnl_route_get_metric(r, RTAX_MTU, &mtu) == 0) kr.mtu = static_cast<int>(mtu);
     out.push_back(kr);
   }
+  return okStatus();
+}
+
+Result<std::vector<KernelRoute>> listOwnedRoutes() {
+  SL_ASSIGN_OR_RETURN(auto sock, nl::connect());
+  std::vector<KernelRoute> out;
+  SL_TRY(appendOwnedRoutes(sock.get(), AF_INET, out));
+  SL_TRY(appendOwnedRoutes(sock.get(), AF_INET6, out));
   return out;
 }
 
@@ -81,8 +91,7 @@ Result<SyncCounts> syncKernelRoutes(const std::vector<KernelRoute>& desired) {
   std::map<net::Cidr, KernelRoute> have;
   for (const auto& r : current) have[r.dst] = r;
   std::map<net::Cidr, KernelRoute> want;
-  for (const auto& r : desired)
-    if (r.dst.addr().isV4()) want[r.dst.network()] = r;
+  for (const auto& r : desired) want[r.dst.network()] = r;
 
   SL_ASSIGN_OR_RETURN(auto sock, nl::connect());
   SyncCounts counts;

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Kernel routes for stack-originated traffic to remote pod CIDRs: "<podCIDR> dev sluice_vxlan
-// scope link mtu M src <node IP>" (vxlan mode) or "<podCIDR> via <node IP> dev <underlay>"
-// (native mode), all tagged with our routing protocol number so stale ones can be found.
+// scope link mtu M src <node IP>" (vxlan mode; IPv6 pod CIDRs the same way, from this node's
+// IPv6 address) or "<podCIDR> via <node IP> dev <underlay>" (native mode), all tagged with our
+// routing protocol number so stale ones can be found. sluice_vxlan is NOARP: the kernel
+// addresses every neighbour on it (ARP and IPv6 neighbour discovery alike) to the device's own
+// MAC without asking, and to_overlay sets the tunnel key.
 #pragma once
 
 #include <string>
@@ -31,10 +34,10 @@ struct SyncCounts {
   int unchanged = 0;
 };
 
-// The IPv4 routes of protocol kRouteProtocol in the main table.
+// The IPv4 and IPv6 routes of protocol kRouteProtocol in the main table.
 Result<std::vector<KernelRoute>> listOwnedRoutes();
 
-// Makes the owned routes exactly `desired` (IPv4 only): missing ones added, differing ones
+// Makes the owned routes exactly `desired` (both families): missing ones added, differing ones
 // replaced in place (NLM_F_REPLACE: no window without a route), others removed. Routes that
 // already match are not touched.
 Result<SyncCounts> syncKernelRoutes(const std::vector<KernelRoute>& desired);

@@ -86,21 +86,24 @@ Result<std::pair<int, std::string>> runTool(const std::vector<std::string>& argv
   return r;
 }
 
-// The IPv4 node addresses, sorted and unique, as nft prints them.
-std::vector<std::string> nodeAddresses(const std::vector<net::IpAddr>& nodeIps) {
+// nft's table family for a CIDR's addresses.
+const char* nftFamily(int family) { return family == 6 ? "ip6" : "ip"; }
+
+// The node addresses of one family (4 or 6), sorted and unique, as nft prints them.
+std::vector<std::string> nodeAddresses(const std::vector<net::IpAddr>& nodeIps, int family) {
   std::vector<std::string> nodes;
   for (const auto& ip : nodeIps)
-    if (ip.isV4()) nodes.push_back(ip.str());
+    if (ip.family() == family) nodes.push_back(ip.str());
   std::sort(nodes.begin(), nodes.end());
   nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
   return nodes;
 }
 
-// Whether table ip sluice still holds exactly one masquerade rule and the wanted node set.
-// Read-only (`nft -j list`): no transaction, so other ruleset users (iptables-nft, kube-proxy)
-// never see the generation change a rewrite would cause.
-bool masqueradeIntact(const std::vector<std::string>& nodes) {
-  auto r = runTool({"nft", "-j", "list", "table", "ip", "sluice"}, "");
+// Whether table <family> sluice still holds exactly one masquerade rule and the wanted node
+// set. Read-only (`nft -j list`): no transaction, so other ruleset users (iptables-nft,
+// kube-proxy) never see the generation change a rewrite would cause.
+bool masqueradeIntact(int family, const std::vector<std::string>& nodes) {
+  auto r = runTool({"nft", "-j", "list", "table", nftFamily(family), "sluice"}, "");
   if (!r.ok() || r->first != 0) return false;
   auto doc = nlohmann::json::parse(r->second, nullptr, false);
   if (doc.is_discarded() || !doc.contains("nftables") || !doc["nftables"].is_array()) return false;
@@ -122,24 +125,26 @@ bool masqueradeIntact(const std::vector<std::string>& nodes) {
 
 std::string masqueradeRuleset(const net::Cidr& clusterCidr, const std::string& overlayDev,
                               const std::vector<net::IpAddr>& nodeIps) {
+  const int family = clusterCidr.addr().family();
+  const std::string table = std::string("table ") + nftFamily(family) + " sluice";
+  const std::string addr = nftFamily(family);  // the address match keyword: ip / ip6
   const std::string c = clusterCidr.network().str();
-  const std::vector<std::string> nodes = nodeAddresses(nodeIps);
+  const std::vector<std::string> nodes = nodeAddresses(nodeIps, family);
   std::string elements;
   for (const auto& n : nodes) elements += (elements.empty() ? "" : ", ") + n;
   // "table; delete table; table {...}" in one file is one transaction: the old rules are
   // replaced without a moment with no masquerade, and never duplicated.
-  std::string s =
-      "table ip sluice\n"
-      "delete table ip sluice\n"
-      "table ip sluice {\n"
-      "  set nodes {\n"
-      "    type ipv4_addr\n";
+  std::string s = table + "\ndelete " + table + "\n" + table +
+                  " {\n"
+                  "  set nodes {\n"
+                  "    type " +
+                  (family == 6 ? "ipv6_addr" : "ipv4_addr") + "\n";
   if (!elements.empty()) s += "    elements = { " + elements + " }\n";
   s += "  }\n"
        "  chain postrouting {\n"
        "    type nat hook postrouting priority srcnat; policy accept;\n"
-       "    ip saddr " +
-       c + " ip daddr != " + c + " ip daddr != @nodes" +
+       "    " + addr + " saddr " +
+       c + " " + addr + " daddr != " + c + " " + addr + " daddr != @nodes" +
        (overlayDev.empty() ? std::string() : " oifname != \"" + overlayDev + "\"") +
        " masquerade\n"
        "  }\n"
@@ -147,18 +152,25 @@ std::string masqueradeRuleset(const net::Cidr& clusterCidr, const std::string& o
   return s;
 }
 
-Status applyMasquerade(const net::Cidr& clusterCidr, const std::string& overlayDev,
+std::string masqueradeScript(const std::vector<net::Cidr>& clusterCidrs, const std::string& overlayDev,
+                             const std::vector<net::IpAddr>& nodeIps) {
+  std::string s;
+  for (const auto& c : clusterCidrs) s += masqueradeRuleset(c, overlayDev, nodeIps);
+  return s;
+}
+
+Status applyMasquerade(const std::vector<net::Cidr>& clusterCidrs, const std::string& overlayDev,
                        const std::vector<net::IpAddr>& nodeIps) {
-  if (!clusterCidr.addr().isV4()) return okStatus();
-  auto r = runTool({"nft", "-f", "-"}, masqueradeRuleset(clusterCidr, overlayDev, nodeIps));
+  auto r = runTool({"nft", "-f", "-"}, masqueradeScript(clusterCidrs, overlayDev, nodeIps));
   if (!r.ok()) return std::move(r).error().context("masquerade");
   if (r->first != 0) return Error(CniCode::kInternal, "masquerade: " + nftError(*r));
   return okStatus();
 }
 
 Status removeMasquerade() {
-  // Declaring the table first makes the delete succeed whether or not it exists.
-  auto r = runTool({"nft", "-f", "-"}, "table ip sluice\ndelete table ip sluice\n");
+  // Declaring a table first makes its delete succeed whether or not it exists.
+  auto r = runTool({"nft", "-f", "-"},
+                   "table ip sluice\ndelete table ip sluice\ntable ip6 sluice\ndelete table ip6 sluice\n");
   if (!r.ok()) {
     if (r.error().code() == CniCode::kPluginNotAvailable) return okStatus();  // no nft: no table
     return std::move(r).error().context("remove masquerade");
@@ -167,30 +179,33 @@ Status removeMasquerade() {
   return okStatus();
 }
 
-Status Masquerade::ensure(const net::Cidr& clusterCidr, const std::string& overlayDev,
+Status Masquerade::ensure(const std::vector<net::Cidr>& clusterCidrs, const std::string& overlayDev,
                           std::vector<net::IpAddr> nodeIps) {
-  const std::string want = masqueradeRuleset(clusterCidr, overlayDev, nodeIps);
+  const std::string want = masqueradeScript(clusterCidrs, overlayDev, nodeIps);
   const auto now = std::chrono::steady_clock::now();
   if (want == applied_) {
     if (now - checkedAt_ < refresh_) return okStatus();
     checkedAt_ = now;
-    if (masqueradeIntact(nodeAddresses(nodeIps))) return okStatus();
-    spdlog::warn("nft table ip {} was changed or removed under us: putting it back", kNftTable);
+    const bool intact = std::all_of(clusterCidrs.begin(), clusterCidrs.end(), [&](const net::Cidr& c) {
+      return masqueradeIntact(c.addr().family(), nodeAddresses(nodeIps, c.addr().family()));
+    });
+    if (intact) return okStatus();
+    spdlog::warn("an nft table {} was changed or removed under us: putting it back", kNftTable);
   }
-  auto st = applyMasquerade(clusterCidr, overlayDev, nodeIps);
+  auto st = applyMasquerade(clusterCidrs, overlayDev, nodeIps);
   if (!st.ok()) {
     if (st.error().code() != CniCode::kPluginNotAvailable) return st;
     if (!warnedMissingNft_)
-      spdlog::warn("no masquerade for traffic leaving {}: {}", clusterCidr.str(),
-                   st.error().describe());
+      spdlog::warn("no masquerade for traffic leaving the cluster: {}", st.error().describe());
     warnedMissingNft_ = true;
     return okStatus();
   }
-  if (want != applied_)
-    spdlog::info(
-        "masquerade for {} leaving the cluster installed (nft table ip {}, {} node addresses "
-        "exempt)",
-        clusterCidr.str(), kNftTable, nodeIps.size());
+  if (want != applied_) {
+    std::string cidrs;
+    for (const auto& c : clusterCidrs) cidrs += (cidrs.empty() ? "" : ", ") + c.str();
+    spdlog::info("masquerade for {} leaving the cluster installed (nft tables {}, {} node addresses exempt)",
+                 cidrs, kNftTable, nodeIps.size());
+  }
   applied_ = want;
   checkedAt_ = now;
   return okStatus();

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Masquerade for pod traffic leaving the cluster: one nftables table of our own
-// ("ip sluice"), replaced atomically in one nft transaction, so an agent restart or a
-// re-apply never leaves two rules (nor a moment with none).
+// Masquerade for pod traffic leaving the cluster: one nftables table of our own per address
+// family of the cluster CIDRs ("ip sluice", "ip6 sluice"), replaced atomically in one nft
+// transaction, so an agent restart or a re-apply never leaves two rules (nor a moment with
+// none).
 //
 // Masqueraded: a pod source (cluster CIDR) towards anything that is neither the cluster CIDR
 // nor a node of the cluster. Pod <-> pod and pod <-> node traffic keeps the pod's address
@@ -18,18 +19,25 @@
 
 namespace sluice::agent {
 
-inline constexpr const char* kNftTable = "sluice";  // table ip sluice
+inline constexpr const char* kNftTable = "sluice";  // table ip sluice, table ip6 sluice
 
-// The nft script that (re)creates table ip sluice. `nodeIps` (IPv4 only are used) are the
-// addresses of every node of the cluster, this one included.
+// The nft script that (re)creates the table of the CIDR's family (ip or ip6 sluice). `nodeIps`
+// (those of the same family are used) are the addresses of every node of the cluster, this one
+// included.
 std::string masqueradeRuleset(const net::Cidr& clusterCidr, const std::string& overlayDev,
                               const std::vector<net::IpAddr>& nodeIps);
 
-// Applies it with `nft -f -`. kPluginNotAvailable when nft is not installed.
-Status applyMasquerade(const net::Cidr& clusterCidr, const std::string& overlayDev,
+// The rulesets of every cluster CIDR (at most one per family) in one script. (The table of a
+// family that no longer has a cluster CIDR stays until uninstall: a rule for addresses no pod
+// has any more.)
+std::string masqueradeScript(const std::vector<net::Cidr>& clusterCidrs, const std::string& overlayDev,
+                             const std::vector<net::IpAddr>& nodeIps);
+
+// Applies masqueradeScript with `nft -f -`. kPluginNotAvailable when nft is not installed.
+Status applyMasquerade(const std::vector<net::Cidr>& clusterCidrs, const std::string& overlayDev,
                        const std::vector<net::IpAddr>& nodeIps);
 
-// Deletes table ip sluice; already gone is success (uninstall).
+// Deletes tables ip sluice and ip6 sluice; already gone is success (uninstall).
 Status removeMasquerade();
 
 // Keeps the ruleset applied: re-applies when what is wanted changed, and, checking read-only
@@ -39,7 +47,7 @@ class Masquerade {
  public:
   explicit Masquerade(std::chrono::seconds refresh = std::chrono::seconds(10))
       : refresh_(refresh) {}
-  Status ensure(const net::Cidr& clusterCidr, const std::string& overlayDev,
+  Status ensure(const std::vector<net::Cidr>& clusterCidrs, const std::string& overlayDev,
                 std::vector<net::IpAddr> nodeIps);
 
  private:

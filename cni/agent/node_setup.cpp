@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "node_setup.h"
 
+#include <linux/if_addr.h>
 #include <spdlog/spdlog.h>
 
 #include "datapath_setup.h"
 #include "gc.h"
 #include "sluice/bpf/tc.h"
+#include "sluice/cni/netlink.h"
 #include "sysctl.h"
 
 namespace sluice::agent {
@@ -125,6 +127,32 @@ Result<bool> checkNodeNetwork(const AgentOptions& opts, const bpf::Datapath& dp,
   SL_TRY(attachIfDifferent(n.overlayIfindex, dp.toOverlayFd(), false));
   SL_TRY(applyDatapathSysctls(kVxlanName));
   return true;
+}
+
+net::IpAddr nodeIp6Of(const net::Cidr& podCidr6) { return podCidr6.network().addr(); }
+
+Status ensureOverlayIp6(int overlayIfindex, const std::optional<net::IpAddr>& want) {
+  if (overlayIfindex <= 0) return okStatus();
+  if (want) SL_TRY(cni::writeSysctl(std::string("net/ipv6/conf/") + kVxlanName + "/disable_ipv6", "0"));
+  SL_ASSIGN_OR_RETURN(cni::Netlink nl, cni::Netlink::open());
+  SL_ASSIGN_OR_RETURN(auto addrs, nl.addresses(overlayIfindex));
+  bool have = false;
+  for (const auto& a : addrs) {
+    const auto& b = a.addr().bytes();
+    if (!a.addr().isV6() || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)) continue;  // global ones only
+    if (want && a == net::Cidr(*want, 128)) {
+      have = true;
+      continue;
+    }
+    SL_TRY(nl.deleteAddress(overlayIfindex, a));
+    spdlog::info("removed {} from {}", a.str(), kVxlanName);
+  }
+  if (want && !have) {
+    // NOARP: no duplicate detection would run anyway; NODAD says so.
+    SL_TRY(nl.addAddress(overlayIfindex, net::Cidr(*want, 128), IFA_F_NODAD));
+    spdlog::info("this node's IPv6 address: {} on {}", want->str(), kVxlanName);
+  }
+  return okStatus();
 }
 
 Result<int> upgradePodPrograms(const bpf::Datapath& dp) {

@@ -6,6 +6,7 @@
 // Every step is idempotent and leaves matching state untouched (restarts are seamless).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "flags.h"
@@ -33,6 +34,14 @@ Result<bool> detachNativeFrom(int ifindex);
 // our programs are still the ones attached, sysctls still hold. Repairs what it can; returns
 // false when a full set-up is needed (the device is gone or was replaced).
 Result<bool> checkNodeNetwork(const AgentOptions& opts, const bpf::Datapath& dp, const NodeNetwork& net);
+
+// Dual stack in vxlan mode: this node's own IPv6 address is the first address of its IPv6 pod
+// CIDR (the subnet-router anycast address, which the built-in IPAM never gives a pod), a /128 on
+// sluice_vxlan. It is the source of the node's IPv6 traffic to pods, and remote pods reach it
+// back through their routes to this node's pod CIDR. Makes it the only global IPv6 address on
+// the device (a former pod CIDR's goes); nullopt removes them all.
+Status ensureOverlayIp6(int overlayIfindex, const std::optional<net::IpAddr>& want);
+net::IpAddr nodeIp6Of(const net::Cidr& podCidr6);
 
 // Replaces the program on every pod veth still running an older sl_from_pod (agent upgrade);
 // returns how many were switched. Veths without any Sluice program are left alone.

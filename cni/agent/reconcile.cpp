@@ -135,12 +135,19 @@ std::vector<KernelRoute> kernelRoutesFor(const std::vector<RemoteRoute>& remote,
                                          const KernelRouteOptions& opts) {
   std::vector<KernelRoute> out;
   for (const auto& r : remote) {
-    if (!r.podCidr.addr().isV4() || !r.nodeIp.isV4()) continue;  // IPv6 kernel routes: later
+    if (!r.nodeIp.isV4()) continue;  // the underlay is IPv4
     if (r.nodeAddress) continue;  // the node itself stays on the underlay for the stack
     KernelRoute k;
     k.dst = r.podCidr.network();
     k.mtu = opts.mtu;
-    if (opts.native) {
+    if (r.podCidr.addr().isV6()) {
+      // IPv6 pods over the IPv4 underlay: through sluice_vxlan, from this node's IPv6 address
+      // (which remote pods reach back through their own routes to our pod CIDR). Native routing
+      // would need an IPv6 next hop on the underlay.
+      if (opts.native || !opts.nodeIp6.isV6()) continue;
+      k.ifindex = opts.overlayIfindex;
+      k.prefSrc = opts.nodeIp6;
+    } else if (opts.native) {
       k.ifindex = opts.underlayIfindex;
       k.gateway = r.nodeIp;
     } else {

@@ -55,6 +55,9 @@ struct KernelRouteOptions {
   int underlayIfindex = 0;  // native mode
   int mtu = 0;
   net::IpAddr nodeIp;       // preferred source
+  // This node's IPv6 address (vxlan mode, dual stack): the preferred source of the IPv6 routes,
+  // which exist only with it.
+  net::IpAddr nodeIp6;
 };
 
 std::vector<KernelRoute> kernelRoutesFor(const std::vector<RemoteRoute>& remote,

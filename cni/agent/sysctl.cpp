@@ -41,4 +41,6 @@ Status applyDatapathSysctls(const std::string& overlayDev) {
   return okStatus();
 }
 
+Status applyIpv6Sysctls() { return ensure("net/ipv6/conf/all/forwarding", "1"); }
+
 }  // namespace sluice::agent

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The IPv4 sysctls the datapath depends on (forwarding, rp_filter, accept_local).
+// The sysctls the datapath depends on (forwarding, rp_filter, accept_local; IPv6 forwarding).
 #pragma once
 
 #include <string>
@@ -12,5 +12,10 @@ namespace sluice::agent {
 // "all" (the effective value is max(all, dev)) is left as it is: the datapath keeps every
 // reverse path symmetric. Idempotent: run again to undo what systemd re-applies.
 Status applyDatapathSysctls(const std::string& overlayDev);
+
+// Dual stack: IPv6 forwarding (net.ipv6.conf.all.forwarding=1, which also turns the node's
+// acceptance of router advertisements off where accept_ra is 1: an underlay configured by SLAAC
+// needs accept_ra=2). IPv6 has no rp_filter.
+Status applyIpv6Sysctls();
 
 }  // namespace sluice::agent

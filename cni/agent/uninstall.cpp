@@ -116,7 +116,7 @@ int runUninstall(const AgentOptions& o, std::ostream& out, std::ostream& err) {
   }
   out << "conflist:   " << (r->conflistRemoved ? "removed" : "already gone") << " (" << o.cniConfDir
       << "/" << kConflistName << ")\n";
-  out << "masquerade: nft table ip " << kNftTable << " removed\n";
+  out << "masquerade: nft tables ip " << kNftTable << " and ip6 " << kNftTable << " removed\n";
   out << "routes:     " << r->routesRemoved << " removed\n";
   out << "overlay:    " << kVxlanName << " " << (r->vxlanRemoved ? "removed" : "already gone")
       << "\n";

@@ -24,6 +24,8 @@ BAD = [
     (["mode=bgp"], ["/mode", "vxlan"]),
     (["clusterCIDR=10.244.0.0"], ["/clusterCIDR", "does not match pattern"]),
     (["clusterCIDR=10.244.0.0/33"], ["/clusterCIDR"]),
+    (["clusterCIDR=10.244.0.0/16\\,10.245.0.0/16"], ["/clusterCIDR", "does not match pattern"]),
+    (["clusterCIDR=10.244.0.0/16\\,fd00::/129"], ["/clusterCIDR"]),
     (["bpfRoot=sys/fs/bpf"], ["/bpfRoot", "does not match pattern"]),
     (["stateDir=/var/lib/sluice/"], ["/stateDir"]),
     (["cniBinDir="], ["/cniBinDir"]),
@@ -46,6 +48,7 @@ BAD = [
 GOOD = [
     ["mtu=0"], ["mtu=576"], ["mtu=9000"], ["vni=1"], ["vni=16777215"], ["vxlanPort=4789"],
     ["image.tag=v1.2.3_rc-1"], ["clusterCIDR=192.168.0.0/16"], ["logLevel=trace"], ["mode=native"],
+    ["clusterCIDR=10.244.0.0/16\\,fd00:10:244::/48"],
     ["metrics.bindAddress=::"], ["metrics.bindAddress=198.18.0.1"],
     ["kubernetes.serviceHost=198.18.0.10", "kubernetes.servicePort=6443"],
 ]
