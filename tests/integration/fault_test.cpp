@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // ADD is all-or-nothing: a failure after any step (SLUICE_TEST_FAIL_AT, docs/internals.md)
 // and a pod netns that disappears before or during ADD leave nothing behind, and the DEL the
-// runtime sends after a failed ADD succeeds.
+// runtime sends after a failed ADD succeeds. The steps fail with dual-stack ranges, so that the
+// IPv4 and the IPv6 pieces of every step are rolled back.
 #include <thread>
 
 #include "harness.h"
@@ -11,12 +12,13 @@ namespace {
 
 constexpr const char* kNet = "sltnet";
 constexpr const char* kSubnet = "10.244.1.0/24";
+constexpr const char* kSubnet6 = "fd00:10:244:1::/64";
 
 using FaultStepTest = NodeTestP<std::string>;
 
 TEST_P(FaultStepTest, AddFailingAfterTheStepRollsEverythingBack) {
   const std::string step = GetParam();
-  json conf = node_.pluginConf("1.0.0", kNet, node_.sluiceIpam(kSubnet));
+  json conf = node_.pluginConf("1.0.0", kNet, node_.sluiceIpam(std::vector<std::string>{kSubnet, kSubnet6}));
   Pod pod = node_.makePod("a");
   ProcResult r = node_.add(pod, conf, {"SLUICE_TEST_FAIL_AT=" + step});
   EXPECT_TRUE(isCniError(r)) << "ADD with SLUICE_TEST_FAIL_AT=" << step;
@@ -32,6 +34,7 @@ TEST_P(FaultStepTest, AddFailingAfterTheStepRollsEverythingBack) {
   Pod other = node_.makePod("b");
   ASSERT_NO_FATAL_FAILURE(node_.addOk(other, conf));
   EXPECT_TRUE(node_.ping(pod.netnsName, other.ip));
+  EXPECT_TRUE(node_.ping(pod.netnsName, other.ip6));
   EXPECT_TRUE(node_.del(pod, conf).ok());
   EXPECT_TRUE(node_.del(other, conf).ok());
   EXPECT_TRUE(node_.nothingLeft(kNet, {pod, other}));
