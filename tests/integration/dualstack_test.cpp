@@ -12,6 +12,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <set>
 #include <thread>
 
@@ -54,7 +55,7 @@ class DualStackTest : public NodeTest {
   }
 
   // Everything ADD must have set up for the IPv6 side of `pod`, looked at directly.
-  void expectIpv6Plumbed(const Pod& pod) {
+  void expectIpv6Plumbed(const Pod& pod, bool builtinIpam = true) {
     const std::string veth = hostVethName(pod.containerId, pod.ifname);
     SCOPED_TRACE("pod " + pod.netnsName + " ip6 " + pod.ip6 + " host veth " + veth);
     ASSERT_FALSE(pod.ip6.empty());
@@ -106,8 +107,10 @@ class DualStackTest : public NodeTest {
     EXPECT_TRUE(hostNeigh) << "no host neighbour entry for " << pod.ip6;
 
     // IPAM, endpoint record, maps.
-    auto res = node_.ipamReservations(kNet);
-    EXPECT_NE(std::find(res.begin(), res.end(), pod.ip6), res.end()) << ::testing::PrintToString(res);
+    if (builtinIpam) {
+      auto res = node_.ipamReservations(kNet);
+      EXPECT_NE(std::find(res.begin(), res.end(), pod.ip6), res.end()) << ::testing::PrintToString(res);
+    }
     auto rec = node_.endpointRecord(veth);
     ASSERT_TRUE(rec);
     auto ips = rec->value("ips", json::array());
@@ -318,6 +321,32 @@ TEST_F(DualStackTest, CheckNoticesEveryMissingIpv6Piece) {
 
   ASSERT_TRUE(node_.del(pod, c).ok());
   EXPECT_TRUE(node_.nothingLeft(kNet, {pod}));
+}
+
+// A delegated IPAM plugin's IPv6 address is plumbed the same way: host-local with an IPv4 and
+// an IPv6 range set, its leases released by DEL.
+TEST_F(DualStackTest, DelegatedIpamGivesBothFamilies) {
+  ASSERT_TRUE(std::filesystem::exists(node_.bins().refCniDir + "/host-local"))
+      << "host-local not found in " << node_.bins().refCniDir << " (containernetworking-plugins)";
+  const std::string dataDir = node_.tmpDir() + "/host-local";
+  json ipam = {{"type", "host-local"},
+               {"ranges", json::array({json::array({json{{"subnet", "10.244.9.0/24"}}}),
+                                       json::array({json{{"subnet", "fd00:10:244:9::/64"}}})})},
+               {"dataDir", dataDir}};
+  json c = node_.pluginConf("1.0.0", kNet, ipam);
+  Pod a = node_.makePod("a"), b = node_.makePod("b");
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(a, c));
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(b, c));
+  ASSERT_EQ(a.ip6.rfind("fd00:10:244:9::", 0), 0u) << a.result.dump();
+  ASSERT_NO_FATAL_FAILURE(expectIpv6Plumbed(a, /*builtinIpam=*/false));
+  EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(dataDir) / kNet / a.ip6)) << "host-local's IPv6 lease";
+  EXPECT_TRUE(node_.ping(a.netnsName, b.ip6));
+  EXPECT_TRUE(node_.tcpExchange(b.netnsName, b.ip6, a.netnsName, 1 << 20));
+  EXPECT_TRUE(node_.check(a, c).ok());
+  ASSERT_TRUE(node_.del(a, c).ok());
+  ASSERT_TRUE(node_.del(b, c).ok());
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(dataDir) / kNet / a.ip6)) << "DEL released the IPv6 lease";
+  EXPECT_TRUE(node_.nothingLeft(kNet, {a, b}));
 }
 
 TEST_F(DualStackTest, Ipv6OnlyPods) {
