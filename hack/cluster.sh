@@ -5,6 +5,7 @@
 #   sudo hack/cluster.sh demo                  deps + build + up + check (the README's run command)
 #   sudo hack/cluster.sh up [--nodes N] [--pods-per-node M] [--underlay-mtu BYTES]
 #                           [--rp-filter off|strict|loose] [--chain PLUGIN,...] [--mode vxlan|native]
+#                           [--ipv4-only]
 #   sudo hack/cluster.sh check                 connectivity matrix; non-zero exit on any failure
 #   sudo hack/cluster.sh status [-o json]
 #   sudo hack/cluster.sh down                  removes everything, even after a crash
@@ -25,6 +26,14 @@
 # --chain makes the agents chain those CNI plugins (from /usr/lib/cni) after sluice.
 # add-pod passes runtimeConfig to the chain like a runtime: portMappings for --host-port (the
 # portmap plugin), bandwidth ingress+egress RATE bits/s (k/M/G suffixes) for --bandwidth.
+#
+# Dual stack is on unless up --ipv4-only: node i also gets the IPv6 pod CIDR fd00:10:244:<i>::/64
+# out of the cluster's fd00:10:244::/48 (unique local addresses, RFC 4193, the IPv6 counterpart
+# of 10.244.0.0/16; the agents get --cluster-cidr 10.244.0.0/16,fd00:10:244::/48), so every pod
+# has an IPv4 and an IPv6 address (status -o json: "ip6"; pods6.tsv). The tunnel stays IPv4
+# (nodes' InternalIPs). For IPv6 towards the outside world the underlay also carries
+# fd00:198:18::<i>/64 on the nodes and fd00:198:18::254 in the outside namespace; the agents
+# masquerade pod IPv6 leaving fd00:10:244::/48 there (nft table ip6 sluice).
 #
 # Nodes are network namespaces joined by a bridge in an "underlay" namespace (addresses from
 # the benchmarking range 198.18.0.0/15), each with its own bpffs mounted outside /sys, its own
@@ -52,6 +61,10 @@ EXT=$P-ext               # the "outside world": one more namespace of ours
 POD_CIDR_BASE=10.244     # node i gets 10.244.i.0/24
 NODE_NET=198.18.0        # node i is 198.18.0.i/24
 EXT_IP=198.18.0.254
+POD6_CIDR_BASE=fd00:10:244  # dual stack: node i gets fd00:10:244:i::/64
+CLUSTER_CIDR6=fd00:10:244::/48
+NODE_NET6=fd00:198:18       # dual stack: node i is fd00:198:18::i/64 on the underlay too
+EXT_IP6=fd00:198:18::254
 METRICS_PORT=9962
 
 log() { printf '%s\n' "cluster: $*" >&2; }
@@ -68,10 +81,16 @@ nodes_count() { cat "$ROOT/nodes" 2>/dev/null || echo 0; }
 # Options given to up, kept for restart-agent: <key>=<value> lines in $ROOT/options.
 cluster_opt() { sed -n "s/^$1=//p" "$ROOT/options" 2>/dev/null | tail -n 1; }
 
+# Dual stack unless up --ipv4-only (clusters from before it existed: IPv4 only).
+ipv6_on() { [[ $(cluster_opt ipv6) == 1 ]]; }
+
 write_nodes_file() {
   local n=$1 i entries=()
+  local cidrs
   for ((i = 1; i <= n; i++)); do
-    entries+=("{\"name\": \"node-$i\", \"internalIP\": \"$NODE_NET.$i\", \"podCIDRs\": [\"$POD_CIDR_BASE.$i.0/24\"]}")
+    cidrs="\"$POD_CIDR_BASE.$i.0/24\""
+    ipv6_on && cidrs+=", \"$POD6_CIDR_BASE:$i::/64\""
+    entries+=("{\"name\": \"node-$i\", \"internalIP\": \"$NODE_NET.$i\", \"podCIDRs\": [$cidrs]}")
   done
   local IFS=,
   printf '{"nodes": [%s]}\n' "${entries[*]}" >"$ROOT/nodes.json.tmp"
@@ -84,17 +103,18 @@ start_agent() {
   dir=$(node_dir "$i")
   # SLUICE_AGENT_ARGS: more agent flags (e.g. --nat-detect records), read at every (re)start.
   read -r -a extra <<<"${SLUICE_AGENT_ARGS:-}"
-  local chain mode
+  local chain mode cluster_cidr=$POD_CIDR_BASE.0.0/16
   chain=$(cluster_opt chain)
   [[ -n $chain ]] && extra+=(--chain "$chain")
   mode=$(cluster_opt mode)
   extra+=(--mode "${mode:-vxlan}")
+  ipv6_on && cluster_cidr+=",$CLUSTER_CIDR6"
   # setsid: the agent outlives this script and is found again by its pid file and netns.
   ip netns exec "$ns" setsid "$agent_bin" "${extra[@]}" \
     --node-name "node-$i" --nodes-file "$ROOT/nodes.json" \
     --bpf-root "$dir/bpf/sluice" --state-dir "$dir/state" \
     --cni-conf-dir "$dir/net.d" --cni-bin-dir "$dir/bin" --install-cni-bin "$BIN/sluice" \
-    --cluster-cidr "$POD_CIDR_BASE.0.0/16" --metrics-addr "127.0.0.1:$METRICS_PORT" \
+    --cluster-cidr "$cluster_cidr" --metrics-addr "127.0.0.1:$METRICS_PORT" \
     --log-level "${SLUICE_LOG_LEVEL:-info}" --log-file "$dir/state/agent.log" \
     </dev/null >>"$dir/agent.out" 2>&1 &
   echo $! >"$dir/agent.pid"
@@ -171,6 +191,12 @@ add_pod() {
   fi
   ip=$(python3 -c 'import json,sys; r=json.load(sys.stdin); print([a for a in r["ips"] if ":" not in a["address"]][0]["address"].split("/")[0])' <<<"$out")
   printf '%s\t%s\t%s\t%s\n' "pod-$i-$j" "node-$i" "$ns" "$ip" >>"$ROOT/pods.tsv"
+  if ipv6_on; then
+    local ip6
+    ip6=$(python3 -c 'import json,sys; r=json.load(sys.stdin); print(([a["address"].split("/")[0] for a in r["ips"] if ":" in a["address"]] + [""])[0])' <<<"$out")
+    [[ -n $ip6 ]] || { log "ADD pod-$i-$j: no IPv6 address in the result: $out"; return 1; }
+    printf '%s\t%s\n' "pod-$i-$j" "$ip6" >>"$ROOT/pods6.tsv"
+  fi
 }
 
 # "10M" -> 10000000 (bits/s).
@@ -255,11 +281,17 @@ cmd_del_pod() {
   rm -f "$(node_dir "$i")/rc/pod-$i-$j.json"
   awk -F'\t' -v n="$1" '$1 != n' "$ROOT/pods.tsv" >"$ROOT/pods.tsv.tmp"
   mv "$ROOT/pods.tsv.tmp" "$ROOT/pods.tsv"
+  if [[ -f $ROOT/pods6.tsv ]]; then
+    awk -F'\t' -v n="$1" '$1 != n' "$ROOT/pods6.tsv" >"$ROOT/pods6.tsv.tmp"
+    mv "$ROOT/pods6.tsv.tmp" "$ROOT/pods6.tsv"
+  fi
   return "$ok"
 }
 
 cmd_up() {
-  local nodes=3 ppn=2 mtu=1500 rpf=${SLUICE_RP_FILTER:-} chain='' mode=${SLUICE_MODE:-vxlan}
+  # Dual stack unless --ipv4-only; not with native routing either, which has no IPv6 next hop
+  # on this IPv4 underlay.
+  local nodes=3 ppn=2 mtu=1500 rpf=${SLUICE_RP_FILTER:-} chain='' mode=${SLUICE_MODE:-vxlan} ipv6=''
   while (($#)); do
     case $1 in
       --nodes) nodes=$2; shift 2 ;;
@@ -268,6 +300,7 @@ cmd_up() {
       --rp-filter) rpf=$2; shift 2 ;;
       --chain) chain=$2; shift 2 ;;
       --mode) mode=$2; shift 2 ;;
+      --ipv4-only) ipv6=0; shift ;;
       *) die "up: unknown argument $1" ;;
     esac
   done
@@ -283,14 +316,19 @@ cmd_up() {
     *) die "--rp-filter must be off, strict or loose (got '$rpf')" ;;
   esac
   [[ $mode == vxlan || $mode == native ]] || die "--mode must be vxlan or native (got '$mode')"
+  if [[ -z $ipv6 ]]; then
+    ipv6=1
+    [[ $mode == native ]] && ipv6=0
+  fi
   [[ -z $chain || $chain =~ ^[a-z0-9_-]+(,[a-z0-9_-]+)*$ ]] || die "--chain: comma-separated plugin types"
   [[ -x $BIN/sluice && -x $BIN/sluice-agent ]] || die "no binaries in $BIN: build first (cmake -S . -B build && cmake --build build)"
   [[ -e $ROOT ]] && die "cluster '$P' exists: hack/cluster.sh down first"
 
   mkdir -p "$ROOT"
   echo "$nodes" >"$ROOT/nodes"
-  printf 'underlay_mtu=%s\nrp_filter=%s\nchain=%s\nmode=%s\n' "$mtu" "$rpf_value" "$chain" "$mode" >"$ROOT/options"
+  printf 'underlay_mtu=%s\nrp_filter=%s\nchain=%s\nmode=%s\nipv6=%s\n' "$mtu" "$rpf_value" "$chain" "$mode" "$ipv6" >"$ROOT/options"
   : >"$ROOT/pods.tsv"
+  : >"$ROOT/pods6.tsv"
   write_nodes_file "$nodes"
 
   ip netns add "$UL"
@@ -314,6 +352,7 @@ cmd_up() {
     ip -n "$UL" link add "n$i" mtu "$mtu" type veth peer name eth0 mtu "$mtu" netns "$ns"
     ip -n "$UL" link set "n$i" master br0 up
     ip -n "$ns" addr add "$NODE_NET.$i/24" dev eth0
+    ipv6_on && ip -n "$ns" addr add "$NODE_NET6::$i/64" dev eth0 nodad
     ip -n "$ns" link set eth0 up
     start_agent "$i"
   done
@@ -324,6 +363,7 @@ cmd_up() {
   ip -n "$UL" link add ext mtu "$mtu" type veth peer name eth0 mtu "$mtu" netns "$EXT"
   ip -n "$UL" link set ext master br0 up
   ip -n "$EXT" addr add "$EXT_IP/24" dev eth0
+  ipv6_on && ip -n "$EXT" addr add "$EXT_IP6/64" dev eth0 nodad
   ip -n "$EXT" link set eth0 up
 
   for ((i = 1; i <= nodes; i++)); do wait_ready "$i"; done
@@ -336,22 +376,35 @@ cmd_up() {
 }
 
 pods() { cat "$ROOT/pods.tsv" 2>/dev/null || true; }
+# "<name>\t<IPv6 address>" of every pod (dual stack).
+pods6() { cat "$ROOT/pods6.tsv" 2>/dev/null || true; }
 
 cmd_status() {
   [[ -d $ROOT ]] || die "no cluster '$P'"
   local json=0
   [[ ${1:-} == -o && ${2:-} == json ]] && json=1
   if ((json)); then
-    python3 - "$ROOT" "$P" "$NODE_NET" "$POD_CIDR_BASE" "$(cluster_opt mode)" <<'PY'
-import json, sys
-root, p, node_net, pod_base, mode = sys.argv[1:6]
+    python3 - "$ROOT" "$P" "$NODE_NET" "$POD_CIDR_BASE" "$(cluster_opt mode)" "$(ipv6_on && echo "$POD6_CIDR_BASE")" <<'PY'
+import json, os, sys
+root, p, node_net, pod_base, mode, pod6_base = sys.argv[1:7]
 n = int(open(f"{root}/nodes").read())
 nodes = [{"name": f"node-{i}", "netns": f"{p}-n{i}", "ip": f"{node_net}.{i}", "podCIDR": f"{pod_base}.{i}.0/24"}
          for i in range(1, n + 1)]
+if pod6_base:
+    for i, node in enumerate(nodes, 1):
+        node["podCIDR6"] = f"{pod6_base}:{i}::/64"
+ip6 = {}
+if os.path.exists(f"{root}/pods6.tsv"):
+    for line in open(f"{root}/pods6.tsv"):
+        name, addr = line.rstrip("\n").split("\t")
+        ip6[name] = addr
 pods = []
 for line in open(f"{root}/pods.tsv"):
     name, node, netns, ip = line.rstrip("\n").split("\t")
-    pods.append({"name": name, "node": node, "netns": netns, "ip": ip})
+    pod = {"name": name, "node": node, "netns": netns, "ip": ip}
+    if name in ip6:
+        pod["ip6"] = ip6[name]
+    pods.append(pod)
 print(json.dumps({"mode": mode or "vxlan", "nodes": nodes, "pods": pods}, indent=2))
 PY
     return
@@ -365,11 +418,12 @@ PY
     local state=down
     if kill -0 "$(cat "$(node_dir "$i")/agent.pid" 2>/dev/null || echo 0)" 2>/dev/null; then state=running; fi
     printf '%-8s %-12s %-14s %-16s %s\n' "node-$i" "$(node_ns "$i")" "$NODE_NET.$i" "$POD_CIDR_BASE.$i.0/24" "$state"
+    ipv6_on && printf '%-8s %-12s %-14s %s\n' "" "" "" "$POD6_CIDR_BASE:$i::/64"
   done
   echo
   printf '%-10s %-8s %-16s %s\n' POD NODE NETNS IP
   pods | while IFS=$'\t' read -r name node ns ip; do
-    printf '%-10s %-8s %-16s %s\n' "$name" "$node" "$ns" "$ip"
+    printf '%-10s %-8s %-16s %s\n' "$name" "$node" "$ns" "$ip $(pods6 | awk -F'\t' -v n="$name" '$1 == n {print $2}')"
   done
 }
 
@@ -418,6 +472,41 @@ cmd_check() {
     done
   done
 
+  if ipv6_on; then
+    local -A ip6of
+    local addr
+    while IFS=$'\t' read -r name addr; do ip6of[$name]=$addr; done < <(pods6)
+    echo "ICMPv6, row pings column over IPv6 (. = itself):"
+    printf '%-10s' ""
+    for ((b = 0; b < n; b++)); do printf ' %-9s' "${names[b]}"; done
+    echo
+    for ((a = 0; a < n; a++)); do
+      printf '%-10s' "${names[a]}"
+      for ((b = 0; b < n; b++)); do
+        if ((a == b)); then printf ' %-9s' "."; continue; fi
+        if [[ -n ${ip6of[${names[b]}]:-} ]] &&
+          ip netns exec "${nss[a]}" ping -c 1 -W 2 -q "${ip6of[${names[b]}]}" >/dev/null 2>&1; then
+          printf ' %-9s' "ok"
+        else
+          printf ' %-9s' "FAIL"; fail=1
+        fi
+      done
+      echo
+    done
+    echo "TCP over IPv6 (1 MiB, sha256 compared), every pod to the first pod of every node:"
+    for srv in "${firstOfNode[@]}"; do
+      read -r sns sip sname <<<"$srv"
+      for ((a = 0; a < n; a++)); do
+        [[ ${nss[a]} == "$sns" ]] && continue
+        if [[ -n ${ip6of[$sname]:-} ]] && tcp_transfer "${nss[a]}" "$sns" "${ip6of[$sname]}"; then
+          printf '  %-10s -> %-10s ok\n' "${names[a]}" "$sname"
+        else
+          printf '  %-10s -> %-10s FAIL\n' "${names[a]}" "$sname"; fail=1
+        fi
+      done
+    done
+  fi
+
   echo "Datapath counters per node:"
   local i
   for ((i = 1; i <= $(nodes_count); i++)); do
@@ -431,16 +520,19 @@ cmd_check() {
   log "every pod reaches every other pod"
 }
 
-# Sends 1 MiB of random data from one netns to a listener in another; compares hashes.
+# Sends 1 MiB of random data from one netns to a listener in another (IPv4 or IPv6 address);
+# compares hashes.
 tcp_transfer() {
-  local from=$1 to=$2 ip=$3 port=$((20000 + RANDOM % 20000)) tmp
+  local from=$1 to=$2 ip=$3 port=$((20000 + RANDOM % 20000)) tmp listen=TCP-LISTEN connect
+  connect="TCP:$ip:$port"
+  [[ $ip == *:* ]] && { listen=TCP6-LISTEN; connect="TCP6:[$ip]:$port"; }
   tmp=$(mktemp -d)
   head -c 1048576 /dev/urandom >"$tmp/data"
-  ip netns exec "$to" timeout 10 socat -u "TCP-LISTEN:$port,reuseaddr" "OPEN:$tmp/recv,creat,trunc" &
+  ip netns exec "$to" timeout 10 socat -u "$listen:$port,reuseaddr" "OPEN:$tmp/recv,creat,trunc" &
   local lpid=$!
   local ok=1
   for _ in $(seq 50); do
-    ip netns exec "$from" timeout 10 socat -u "OPEN:$tmp/data" "TCP:$ip:$port,connect-timeout=1" 2>/dev/null && { ok=0; break; }
+    ip netns exec "$from" timeout 10 socat -u "OPEN:$tmp/data" "$connect,connect-timeout=1" 2>/dev/null && { ok=0; break; }
     sleep 0.1
   done
   wait "$lpid" 2>/dev/null || ok=1

@@ -25,9 +25,10 @@ metric() {  # metric <node> <exact series name, labels included>: prints its val
 check "node-1 /healthz is 200 once ready" test "$(http 1 /healthz | head -n 1)" = 200
 check "/metrics: sluice_ready 1" test "$(metric 1 sluice_ready)" = 1
 check "/metrics: sluice_nodes 2" test "$(metric 1 sluice_nodes)" = 2
-check "/metrics: sluice_endpoints 2" test "$(metric 1 sluice_endpoints)" = 2
-check "/metrics: sluice_routes 1 (the other node's pod CIDR)" test "$(metric 1 sluice_routes)" = 1
-check "/metrics: sl_endpoints holds 2 entries" test "$(metric 1 'sluice_map_entries{map="sl_endpoints"}')" = 2
+fams=$(pod_families)  # dual stack: an address (sl_endpoints entry) and a pod CIDR per family
+check "/metrics: sluice_endpoints $((2 * fams)) (2 pods, $fams address(es) each)" test "$(metric 1 sluice_endpoints)" = $((2 * fams))
+check "/metrics: sluice_routes $fams (the other node's pod CIDR(s))" test "$(metric 1 sluice_routes)" = "$fams"
+check "/metrics: sl_endpoints holds $((2 * fams)) entries" test "$(metric 1 'sluice_map_entries{map="sl_endpoints"}')" = $((2 * fams))
 check "/metrics: ... of its 65536" test "$(metric 1 'sluice_map_max_entries{map="sl_endpoints"}')" = 65536
 check "/metrics: no reconcile errors" test "$(metric 1 sluice_reconcile_errors_total)" = 0
 ping_ok "$(pns 1 1)" "$(pod_ip 1 2)" 3
@@ -52,22 +53,23 @@ check "conflist is mode 0644" test "$(stat -c %a "$conflist")" = 644
 # the MTU: the underlay's 1500 minus the VXLAN overhead, or all of it in native mode
 want_mtu=1450
 native_mode && want_mtu=1500
-check "conflist carries this node's pod CIDR, the MTU ($want_mtu) and the paths" python3 - "$conflist" "$CROOT/n2" "$want_mtu" <<'PY'
+check "conflist carries this node's pod CIDR(s), the MTU ($want_mtu) and the paths" python3 - "$conflist" "$CROOT/n2" "$want_mtu" "$fams" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1])); root = sys.argv[2]
 p = c["plugins"][0]
 assert c["cniVersion"] == "1.0.0" and c["name"] == "sluice" and p["type"] == "sluice", c
-assert p["ipam"] == {"type": "sluice-ipam", "ranges": [[{"subnet": "10.244.2.0/24"}]]}, p["ipam"]
+ranges = [[{"subnet": "10.244.2.0/24"}], [{"subnet": "fd00:10:244:2::/64"}]][:int(sys.argv[4])]
+assert p["ipam"] == {"type": "sluice-ipam", "ranges": ranges}, p["ipam"]
 assert p["mtu"] == int(sys.argv[3]), p["mtu"]
 assert p["bpfRoot"] == root + "/bpf/sluice" and p["stateDir"] == root + "/state", p
 PY
 
 # The inspection CLI, human and JSON.
-check "CLI endpoints -o json lists both pods with their names" python3 -c '
+check "CLI endpoints -o json lists both pods with their names, an entry per address" python3 -c '
 import json, subprocess, sys
 d = json.loads(sys.stdin.read())["endpoints"]
 names = sorted(e.get("podName", "") for e in d)
-assert names == ["pod-1-1", "pod-1-2"], d' <<<"$(agent_cli endpoints 1 -o json)"
+assert names == sorted(["pod-1-1", "pod-1-2"] * int(sys.argv[1])), d' "$fams" <<<"$(agent_cli endpoints 1 -o json)"
 routes_has_node2() { local out; out=$(agent_cli routes 1 -o json); grep -q 10.244.2.0/24 <<<"$out" && grep -q 198.18.0.2 <<<"$out"; }
 check "CLI routes -o json has the other node's CIDR via its address" routes_has_node2
 check "CLI status (table) names the node" eval 'agent_cli status 1 | grep -q node-1'
@@ -76,12 +78,15 @@ check "CLI counters (table)" eval "agent_cli counters 1 | grep -q '^redirect_loc
 # Endpoint GC: the host veth of pod-1-2 disappears without a DEL (as when a runtime crashes
 # and the netns is torn down): the agent removes its map entry, record and address.
 ip2=$(pod_ip 1 2)
+ip2v6=$(pod_ip6 1 2)
 veth=$(agent_cli endpoints 1 -o json | python3 -c 'import json,sys; print(next(e["hostVeth"] for e in json.load(sys.stdin)["endpoints"] if e["ip"] == sys.argv[1]))' "$ip2")
 ip netns exec "$(nns 1)" ip link del "$veth"
 gone() {
   ! agent_cli endpoints 1 -o json | grep -q "\"$ip2\"" &&
     [[ ! -e $CROOT/n1/state/endpoints/$veth.json ]] &&
-    [[ ! -e $CROOT/n1/state/ipam/sluice/$ip2 ]]
+    [[ ! -e $CROOT/n1/state/ipam/sluice/$ip2 ]] &&
+    { [[ -z $ip2v6 ]] || { ! agent_cli endpoints 1 -o json | grep -q "\"$ip2v6\"" &&
+      [[ ! -e $CROOT/n1/state/ipam/sluice/$ip2v6 ]]; }; }
 }
 check "agent GC removed the dead endpoint's entry, record and address" within 10000 gone
 check "/metrics counts it (sluice_gc_removed_total)" test "$(metric 1 sluice_gc_removed_total)" -ge 1

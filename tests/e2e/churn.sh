@@ -19,7 +19,8 @@ links() { ip -n "$(nns 1)" -o link show | grep -c ': sl' || true; }
 rss0=$(rss_kb)
 fds0=$(fds)
 links0=$(links)
-reservations0=$(find "$CROOT/n1/state/ipam/sluice" -maxdepth 1 -name '10.*' | wc -l)
+reservations() { find "$CROOT/n1/state/ipam/sluice" -maxdepth 1 \( -name '10.*' -o -name 'fd00:*' \) | wc -l; }
+reservations0=$(reservations)
 
 # The plugin exec'd as a runtime does it; one python thread per concurrent pod.
 python3 - "$CROOT/n1" "$(nns 1)" "$SLUICE_CLUSTER_PREFIX-c" "$CYCLES" "$PARALLEL" "$CROOT/churn.json" <<'PY'
@@ -76,12 +77,12 @@ PY
 errors=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["error_count"])' "$CROOT/churn.json")
 check "all $CYCLES ADD/DEL cycles succeeded ($errors errors)" test "$errors" -eq 0
 check "no host veth left ($(links) now, $links0 before)" test "$(links)" -eq "$links0"
-check "no address reservation left" test "$(find "$CROOT/n1/state/ipam/sluice" -maxdepth 1 -name '10.*' | wc -l)" -eq "$reservations0"
+check "no address reservation left (IPv4 or IPv6)" test "$(reservations)" -eq "$reservations0"
 check "no temporary file left in the state dir" test "$(find "$CROOT/n1/state" -name '.*tmp*' | wc -l)" -eq 0
 check "endpoint records: only the standing pod's" test "$(find "$CROOT/n1/state/endpoints" -name '*.json' | wc -l)" -eq 1
 eps=$(agent_cli endpoints 1 -o json |
   python3 -c 'import json,sys; print(len(json.load(sys.stdin)["endpoints"]))')
-check "sl_endpoints: only the standing pod's ($eps)" test "$eps" -eq 1
+check "sl_endpoints: only the standing pod's ($eps, an entry per address)" test "$eps" -eq "$(pod_families)"
 ifaces=$(bpftool map dump pinned "$(bpf_root 1)/sl_ifaces" -j | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 check "sl_ifaces: only the standing pod's ($ifaces)" test "$ifaces" -eq 1
 sleep 1  # one agent maintenance pass, so the counts below are at rest

@@ -4,6 +4,7 @@
 # pod -> node; cross-node packets are VXLAN on the underlay (SLUICE_MODE=native: plain IP
 # between the pods' addresses, no VXLAN at all); same-node and cross-node packets never reach
 # the host's forwarding path; nodes file changes converge within 1 s; down leaves nothing behind.
+# In a dual-stack cluster (vxlan mode) all of it over IPv6 too, the IPv4 underlay carrying it.
 source "$(dirname "$0")/lib.sh"
 
 e2e_up --nodes 3 --pods-per-node 2
@@ -137,6 +138,56 @@ ip netns exec "$(pns 1 1)" ping -c 2 -W 1 -q 198.18.0.254 >/dev/null 2>&1 || tru
 f2=$(fwd_packets)
 check "control: pod -> outside goes through the host stack ($f2 packets)" test "$f2" -gt 0
 
+# IPv6 (dual stack): the matrix above pinged and moved 1 MiB by TCP between every pair over IPv6
+# too; here the node's own IPv6 address, host <-> pod, UDP, the IPv4 tunnel carrying IPv6, and
+# the fast paths counting it.
+if ipv6_cluster; then
+  check "node-1's IPv6 address is the first of its IPv6 pod CIDR, on sluice_vxlan" \
+    bash -c "ip -n $(nns 1) -6 addr show dev sluice_vxlan scope global | grep -q 'inet6 $(node_ip6 1)/128'"
+  check "node-1 routes node-2's IPv6 pod CIDR through sluice_vxlan from its own IPv6 address" \
+    bash -c "ip -n $(nns 1) -6 route show fd00:10:244:2::/64 | grep -q 'dev sluice_vxlan .*src $(node_ip6 1)'"
+  check "host -> pod on the same node over IPv6" ping_ok "$(nns 1)" "$(pod_ip6 1 1)"
+  check "host -> pod on another node over IPv6 (stack -> sluice_vxlan -> to_overlay)" ping_ok "$(nns 1)" "$(pod_ip6 3 2)"
+  check "pod -> its own node over IPv6" ping_ok "$(pns 2 1)" "$(node_ip6 2)"
+  check "pod -> another node over IPv6" ping_ok "$(pns 2 1)" "$(node_ip6 3)"
+  udp6_echo() {  # udp6_echo <from-ns> <to-ns> <to-ip6>
+    local port=$((30000 + RANDOM % 10000)) out
+    ip netns exec "$2" timeout 5 socat -u "UDP6-RECV:$port" "SYSTEM:cat >$CROOT/udp6.$port" &
+    local l=$!
+    sleep 0.3
+    ip netns exec "$1" socat -u - "UDP6-SENDTO:[$3]:$port" <<<"sluice-udp6-$port"
+    sleep 0.3
+    kill "$l" 2>/dev/null || true
+    wait "$l" 2>/dev/null || true
+    out=$(cat "$CROOT/udp6.$port" 2>/dev/null || true)
+    [[ $out == "sluice-udp6-$port" ]]
+  }
+  check "UDP over IPv6 same node" udp6_echo "$(pns 1 1)" "$(pns 1 2)" "$(pod_ip6 1 2)"
+  check "UDP over IPv6 across nodes" udp6_echo "$(pns 1 1)" "$(pns 2 1)" "$(pod_ip6 2 1)"
+  vxlan6_seen() {  # IPv6 pod packets inside IPv4 VXLAN between the node addresses
+    local cap=$CROOT/vxlan6.pcap
+    ip netns exec "$SLUICE_CLUSTER_PREFIX-ul" timeout 5 tcpdump -i br0 -n -c 4 -w "$cap" udp port 8472 2>/dev/null &
+    local t=$!
+    sleep 0.5
+    ping_ok "$(pns 1 1)" "$(pod_ip6 2 2)" 4
+    wait "$t" 2>/dev/null || true
+    tcpdump -T vxlan -n -r "$cap" 2>/dev/null | tee /dev/stderr | tr '\n' ' ' |
+      grep -q "IP $(node_ip 1)\.[0-9]* > $(node_ip 2)\.8472: VXLAN.*IP6 $(pod_ip6 1 1) > $(pod_ip6 2 2)"
+  }
+  check "cross-node IPv6 pod traffic is VXLAN in IPv4 on the underlay" vxlan6_seen
+  r0=$(counter 1 redirect_local)
+  e0=$(counter 1 encap)
+  d0=$(counter 2 decap)
+  ping_ok "$(pns 1 1)" "$(pod_ip6 1 2)" 10
+  ping_ok "$(pns 1 1)" "$(pod_ip6 2 1)" 10
+  r1=$(counter 1 redirect_local)
+  e1=$(counter 1 encap)
+  d1=$(counter 2 decap)
+  check "same-node IPv6 pings counted as redirect_local ($r0 -> $r1)" test $((r1 - r0)) -ge 20
+  check "cross-node IPv6 pings counted as encap on node-1 ($e0 -> $e1) and decap on node-2 ($d0 -> $d1)" \
+    test $((e1 - e0)) -ge 10 -a $((d1 - d0)) -ge 10
+fi
+
 # Nodes file: a node removed is unrouted within 1 s, added back is reachable within 1 s.
 nodes_json=$CROOT/nodes.json
 cp "$nodes_json" "$CROOT/nodes.full.json"
@@ -150,7 +201,8 @@ PY
 mv "$nodes_json.tmp" "$nodes_json"
 unrouted() {
   ! ip -n "$(nns 1)" route show 10.244.3.0/24 | grep -q . &&
-    ! agent_cli routes 1 -o json | grep -q '10.244.3.0/24'
+    ! ip -n "$(nns 1)" -6 route show fd00:10:244:3::/64 | grep -q . &&
+    ! agent_cli routes 1 -o json | grep -qE '10.244.3.0/24|fd00:10:244:3::/64'
 }
 check "node removed from the nodes file is unrouted within 1 s" within 1000 unrouted
 check "... and its pods are unreachable" bash -c "! ip netns exec $(pns 1 1) ping -c 1 -W 1 -q $(pod_ip 3 1) >/dev/null 2>&1"

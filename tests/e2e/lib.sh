@@ -53,6 +53,15 @@ pns() { echo "$SLUICE_CLUSTER_PREFIX-n$1-p$2"; }
 pod_ip() { awk -F'\t' -v n="pod-$1-$2" '$1 == n {print $4}' "$CROOT/pods.tsv"; }
 node_ip() { echo "198.18.0.$1"; }
 bpf_root() { echo "$CROOT/n$1/bpf/sluice"; }
+# Dual stack (hack/cluster.sh's default): a pod's IPv6 address; a node's own IPv6 address (the
+# first of its IPv6 pod CIDR, on sluice_vxlan); the outside world's.
+pod_ip6() { awk -F'\t' -v n="pod-$1-$2" '$1 == n {print $2}' "$CROOT/pods6.tsv" 2>/dev/null || true; }
+# Whether the cluster is dual stack (hack/cluster.sh up's default in vxlan mode).
+ipv6_cluster() { grep -qx 'ipv6=1' "$CROOT/options" 2>/dev/null; }
+# Addresses per pod: 2 in a dual-stack cluster, else 1.
+pod_families() { if ipv6_cluster; then echo 2; else echo 1; fi; }
+node_ip6() { echo "fd00:10:244:$1::"; }
+EXT_IP6=fd00:198:18::254
 
 # agent_cli <subcommand> <node> [args...]: the inspection CLI on a node's pins and state, run
 # inside the node's netns as the DaemonSet's hostNetwork container runs it.

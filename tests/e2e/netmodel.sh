@@ -14,9 +14,14 @@
 #  - the reference portmap and bandwidth plugins chained after sluice: hostPort reaches the pod,
 #    a 10 Mbit/s limit holds iperf3 well below what an unlimited pod gets, CHECK and DEL
 #    through the whole chain;
-#  - sluice-agent uninstall removes the conflist, the masquerade table, sluice_vxlan (native
+#  - IPv6 (dual stack, vxlan mode): pods reach the outside world over IPv6 masqueraded to their
+#    node's underlay IPv6 address (nft table ip6 sluice), pod <-> pod and pod <-> node keep the
+#    pod's IPv6 address, a 65000-byte UDP datagram crosses nodes in IPv6 fragments, "packet too
+#    big" for an IPv6 pod whose MTU is set too high;
+#  - sluice-agent uninstall removes the conflist, the masquerade tables, sluice_vxlan (native
 #    mode: the underlay's programs), the routes and the pins.
-# SLUICE_MODE=native runs it all in native-routing mode, with each mode's numbers and devices.
+# SLUICE_MODE=native runs it all in native-routing mode, with each mode's numbers and devices
+# (IPv4 only: native routing has no IPv6 next hop on the IPv4 underlay).
 source "$(dirname "$0")/lib.sh"
 
 EXT_NS=$SLUICE_CLUSTER_PREFIX-ext
@@ -66,13 +71,15 @@ answer_is() {
 # tcp_big <from-ns> <to-ns> <to-ip> <MiB>: that much random data over one TCP connection,
 # compared by sha256 on arrival.
 tcp_big() {
-  local port=$((20000 + RANDOM % 20000)) d
+  local port=$((20000 + RANDOM % 20000)) d listen=TCP-LISTEN connect
+  connect="TCP:$3:$port"
+  [[ $3 == *:* ]] && { listen=TCP6-LISTEN; connect="TCP6:[$3]:$port"; }
   d=$(mktemp -d "$CROOT/tcp.XXXX")
   head -c "$(($4 * 1048576))" /dev/urandom >"$d/data"
-  ip netns exec "$2" timeout 30 socat -u "TCP-LISTEN:$port,reuseaddr" "OPEN:$d/recv,creat,trunc" &
+  ip netns exec "$2" timeout 30 socat -u "$listen:$port,reuseaddr" "OPEN:$d/recv,creat,trunc" &
   local l=$! ok=1
   for _ in $(seq 50); do
-    ip netns exec "$1" timeout 30 socat -u "OPEN:$d/data" "TCP:$3:$port,connect-timeout=1" 2>/dev/null && { ok=0; break; }
+    ip netns exec "$1" timeout 30 socat -u "OPEN:$d/data" "$connect,connect-timeout=1" 2>/dev/null && { ok=0; break; }
     sleep 0.1
   done
   wait "$l" 2>/dev/null || ok=1
@@ -84,20 +91,22 @@ tcp_big() {
 # udp_big <from-ns> <to-ns> <to-ip> <bytes>: one datagram of that size (fragmented by the
 # sender's stack as needed) arrives whole, checked by length and sha256.
 udp_big() {
-  local port=$((30000 + RANDOM % 10000)) out=$CROOT/udp.$RANDOM
+  local port=$((30000 + RANDOM % 10000)) out=$CROOT/udp.$RANDOM fam=4
+  [[ $3 == *:* ]] && fam=6
   ip netns exec "$2" timeout 10 python3 -c '
 import hashlib, socket, sys
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", int(sys.argv[1])))
+v6 = sys.argv[3] == "6"
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("::" if v6 else "0.0.0.0", int(sys.argv[1])))
 b = s.recv(65535)
-open(sys.argv[2], "w").write("%d %s" % (len(b), hashlib.sha256(b).hexdigest()))' "$port" "$out" &
+open(sys.argv[2], "w").write("%d %s" % (len(b), hashlib.sha256(b).hexdigest()))' "$port" "$out" "$fam" &
   local l=$!
   sleep 0.3
   local want
   want=$(ip netns exec "$1" python3 -c '
 import hashlib, os, socket, sys, time
 b = os.urandom(int(sys.argv[3]))
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET, socket.SOCK_DGRAM)
 for _ in range(3):  # the receiver keeps the first that arrives whole
     s.sendto(b, (sys.argv[1], int(sys.argv[2])))
     time.sleep(0.2)
@@ -143,6 +152,28 @@ frag_needed() {
   return "$rc"
 }
 
+# frag_needed6 <node> <pod> <dst-ip6> <too-high-mtu> <path-mtu>: frag_needed over IPv6: the
+# node answers "packet too big" (from_pod hands what would not fit the overlay to the stack),
+# or the pod already learnt the path MTU.
+frag_needed6() {
+  local pod veth out rc=0
+  pod=$(pns "$1" "$2")
+  veth=$(host_veth "$1" "$2")
+  ip -n "$(nns "$1")" link set "$veth" mtu "$4"
+  ip -n "$pod" link set eth0 mtu "$4"
+  out=$(ip netns exec "$pod" ping -6 -M "do" -s $(($4 - 48)) -c 3 -i 0.3 -W 1 "$3" 2>&1 || true)
+  echo "$out" | grep -iE 'too big|too long' | head -2 | sed 's/^/  /' >&2
+  grep -qE "Packet too big: mtu=$5|message too long, mtu[=:] ?$5" <<<"$out" || rc=1
+  local cache
+  cache=$(ip -n "$pod" -6 route get "$3" 2>&1)
+  echo "  pod route cache: $(tr '\n' ' ' <<<"$cache")" >&2
+  grep -q "mtu $5" <<<"$cache" || rc=1
+  ip -n "$pod" link set eth0 mtu "$(conflist_mtu "$1")"
+  ip -n "$(nns "$1")" link set "$veth" mtu "$(conflist_mtu "$1")"
+  ip -n "$pod" -6 route flush cache
+  return "$rc"
+}
+
 rp_filter_strict() {
   local i
   for i in "$@"; do
@@ -150,9 +181,29 @@ rp_filter_strict() {
   done
 }
 
-masq_rules() {  # masq_rules <node>: masquerade statements in the node's whole ruleset
+masq_rules() {  # masq_rules <node> [ip|ip6]: masquerade statements of that family in the node's ruleset
   ip netns exec "$(nns "$1")" nft -j list ruleset | python3 -c 'import json,sys
-print(sum(1 for o in json.load(sys.stdin)["nftables"] if "rule" in o and any("masquerade" in e for e in o["rule"]["expr"])))'
+print(sum(1 for o in json.load(sys.stdin)["nftables"] if "rule" in o and o["rule"]["family"] == sys.argv[1]
+          and any("masquerade" in e for e in o["rule"]["expr"])))' "${2:-ip}"
+}
+
+# serve6 <ns> <port> <name>: serve over IPv6 (the peer's IPv6 address in the answer).
+serve6() {
+  ip netns exec "$1" python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind(("::", int(sys.argv[1])))
+s.listen(64)
+while True:
+    c, a = s.accept()
+    try:
+        c.sendall(("%s %s\n" % (sys.argv[2], a[0])).encode())
+    except OSError:
+        pass
+    c.close()' "$2" "$3" &
+  E2E_BG_PIDS+=($!)
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +239,25 @@ check "pod-3-2 -> node-1 host network (other node): peer is pod-3-2's IP" answer
 check "node-1 host network -> pod-1-2 (same node): peer is node-1" answer_is "pod-1-2 $(node_ip 1)" "$(nns 1)" "$(pod_ip 1 2)" 7002
 check "node-1 host network -> pod-2-1 (other node): peer is node-1" answer_is "pod-2-1 $(node_ip 1)" "$(nns 1)" "$(pod_ip 2 1)" 7002
 check "node-3 host network -> pod-2-1 (other node): peer is node-3" answer_is "pod-2-1 $(node_ip 3)" "$(nns 3)" "$(pod_ip 2 1)" 7002
+
+if ipv6_cluster; then
+  echo "== IPv6 (dual stack): masqueraded leaving the cluster, never inside it"
+  serve6 "$EXT_NS" 7010 ext
+  serve6 "$(nns 1)" 7011 node-1
+  serve6 "$(pns 2 1)" 7012 pod-2-1
+  check "pod-1-1 -> outside host over IPv6: seen as node-1's underlay address (fd00:198:18::1)" \
+    answer_is "ext fd00:198:18::1" "$(pns 1 1)" "$EXT_IP6" 7010
+  check "pod-2-2 -> outside host over IPv6: 4 MiB by sha256" tcp_big "$(pns 2 2)" "$EXT_NS" "$EXT_IP6" 4
+  check "pod-1-1 -> pod-2-1 over IPv6 (other node): peer is pod-1-1's IPv6" \
+    answer_is "pod-2-1 $(pod_ip6 1 1)" "$(pns 1 1)" "$(pod_ip6 2 1)" 7012
+  check "pod-3-1 -> node-1's IPv6 address (other node): peer is pod-3-1's IPv6" \
+    answer_is "node-1 $(pod_ip6 3 1)" "$(pns 3 1)" "$(node_ip6 1)" 7011
+  check "node-1 host network -> pod-2-1 over IPv6: peer is node-1's IPv6 address" \
+    answer_is "pod-2-1 $(node_ip6 1)" "$(nns 1)" "$(pod_ip6 2 1)" 7012
+  check "UDP 65000-byte datagram across nodes over IPv6 (fragments take the stack)" \
+    udp_big "$(pns 1 1)" "$(pns 2 1)" "$(pod_ip6 2 1)" 65000
+  check "node-1: one IPv6 masquerade rule (nft table ip6 sluice)" test "$(masq_rules 1 ip6)" = 1
+fi
 
 # Each packet is encapsulated once: sluice_vxlan's egress program must recognise the key
 # from_pod already set (read back, a transmit key shows no remote_ipv4), or it sets it again
@@ -322,6 +392,11 @@ else
     frag_needed 1 1 "$(pod_ip 2 1)" 1500 1450
 fi
 check "... and the pod reaches pod-2-1 again afterwards" ping_ok "$(pns 1 1)" "$(pod_ip 2 1)"
+if ipv6_cluster; then
+  check "IPv6: pod MTU forced to 1500: DF ping6 across nodes gets 'packet too big' (mtu 1450) and a PMTU entry" \
+    frag_needed6 1 2 "$(pod_ip6 2 2)" 1500 1450
+  check "... and the pod reaches pod-2-2 over IPv6 again afterwards" ping_ok "$(pns 1 2)" "$(pod_ip6 2 2)"
+fi
 
 echo "== sluice-agent uninstall (node-3)"
 uninstall3() {
@@ -339,7 +414,7 @@ kill -TERM "$pid"
 for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 check "uninstall on node-3" uninstall3
 check "... conflist gone" test ! -e "$CROOT/n3/net.d/10-sluice.conflist"
-check "... nft table ip sluice gone" bash -c "! ip netns exec $(nns 3) nft list table ip sluice >/dev/null 2>&1"
+check "... nft tables ip and ip6 sluice gone" bash -c "! ip netns exec $(nns 3) nft list table ip sluice >/dev/null 2>&1 && ! ip netns exec $(nns 3) nft list table ip6 sluice >/dev/null 2>&1"
 check "... sluice_vxlan gone" bash -c "! ip -n $(nns 3) link show sluice_vxlan >/dev/null 2>&1"
 if native_mode; then
   # Detached and unpinned, with the agent gone nothing holds them: the kernel frees them.
@@ -350,7 +425,7 @@ if native_mode; then
   }
   check "... the underlay's programs (ids $native_ids) detached and gone from the kernel" within 5000 progs_gone
 fi
-check "... routes to the other nodes' pod CIDRs gone" bash -c "! ip -n $(nns 3) route show | grep -qE '10.244.[12].0/24'"
+check "... routes to the other nodes' pod CIDRs gone" bash -c "! ip -n $(nns 3) route show | grep -qE '10.244.[12].0/24' && ! ip -n $(nns 3) -6 route show | grep -qE 'fd00:10:244:[12]::/64'"
 check "... no pins left" bash -c "! ls $CROOT/n3/bpf/sluice 2>/dev/null | grep -q ."
 check "... and a second run is fine" uninstall3
 check "rp_filter is still strict on nodes 1 and 2" rp_filter_strict 1 2

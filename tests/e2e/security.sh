@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# What a hostile pod cannot do: send with another pod's source address (same node and across
-# nodes), reach another pod through its host veth's MAC, or reach the agent's metrics
+# What a hostile pod cannot do: send with another pod's source address (IPv4 and IPv6, same node
+# and across nodes), reach another pod through its host veth's MAC, or reach the agent's metrics
 # endpoint (it listens on the node's loopback); and the files the agent writes have tight modes.
 source "$(dirname "$0")/lib.sh"
 
@@ -36,6 +36,33 @@ d1=$(counter 1 drop:spoofed_src)
 check "the forged packets were dropped as spoofed_src ($d0 -> $d1)" test $((d1 - d0)) -ge 10
 ip -n "$attacker" addr del "$victim_ip/32" dev eth0
 check "the attacker's own address still works" ping_ok "$attacker" "$target_remote" 2
+
+# The same over IPv6 (dual stack): the attacker takes the victim's IPv6 address.
+if ipv6_cluster; then
+  victim_ip6=$(pod_ip6 2 2)
+  spoof6_to() {  # spoof6_to <target-ns> <target-ip6>
+    local port=$((40000 + RANDOM % 10000)) got
+    ip netns exec "$1" timeout 4 socat -u "UDP6-RECV:$port" "SYSTEM:cat >>$CROOT/spoof6.$port" &
+    local l=$!
+    sleep 0.3
+    for _ in 1 2 3 4 5; do
+      ip netns exec "$attacker" socat -u - "UDP6-SENDTO:[$2]:$port,bind=[$victim_ip6]" <<<"forged" 2>/dev/null || true
+    done
+    sleep 0.5
+    kill "$l" 2>/dev/null || true
+    wait "$l" 2>/dev/null || true
+    got=$(cat "$CROOT/spoof6.$port" 2>/dev/null || true)
+    [[ -z $got ]]
+  }
+  ip -n "$attacker" addr add "$victim_ip6/128" dev eth0 nodad
+  d0=$(counter 1 drop:spoofed_src)
+  check "forged IPv6 source to a pod on the same node never arrives" spoof6_to "$(pns 1 2)" "$(pod_ip6 1 2)"
+  check "forged IPv6 source to a pod on another node never arrives" spoof6_to "$(pns 2 1)" "$(pod_ip6 2 1)"
+  d1=$(counter 1 drop:spoofed_src)
+  check "the forged IPv6 packets were dropped as spoofed_src ($d0 -> $d1)" test $((d1 - d0)) -ge 10
+  ip -n "$attacker" addr del "$victim_ip6/128" dev eth0
+  check "the attacker's own IPv6 address still works" ping_ok "$attacker" "$(pod_ip6 2 1)" 2
+fi
 
 # MAC tricks: a frame to a neighbour pod's host veth MAC (or any MAC) is still judged by its
 # IP header on the attacker's own veth: the forged source is dropped whatever the MAC says.
