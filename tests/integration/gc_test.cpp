@@ -12,6 +12,7 @@ namespace {
 
 constexpr const char* kNet = "sltnet";
 constexpr const char* kSubnet = "10.244.1.0/24";
+constexpr const char* kSubnet6 = "fd00:10:244:1::/64";
 
 // GC as a runtime sends it: cniVersion 1.1.0 and the attachments it still knows.
 ProcResult gc(Node& node, const json& conf, const std::vector<const Pod*>& valid) {
@@ -34,8 +35,9 @@ const std::vector<std::string> kSteps = {"ipam",       "veth",       "move",    
 
 using GcTest = NodeTest;
 
+// Dual stack: each stale attachment's IPv4 and IPv6 pieces go.
 TEST_F(GcTest, RemovesEveryAttachmentTheRuntimeNoLongerKnows) {
-  json conf = node_.pluginConf("1.1.0", kNet, node_.sluiceIpam(kSubnet));
+  json conf = node_.pluginConf("1.1.0", kNet, node_.sluiceIpam(std::vector<std::string>{kSubnet, kSubnet6}));
   Pod a = node_.makePod("a"), b = node_.makePod("b"), c = node_.makePod("c");
   for (Pod* p : {&a, &b, &c}) ASSERT_NO_FATAL_FAILURE(node_.addOk(*p, conf));
 
@@ -48,8 +50,8 @@ TEST_F(GcTest, RemovesEveryAttachmentTheRuntimeNoLongerKnows) {
     EXPECT_FALSE(node_.endpointRecord(hostVethName(p->containerId, p->ifname))) << p->netnsName;
     EXPECT_EQ(node_.linkNames(p->netnsName), std::set<std::string>{"lo"}) << p->netnsName;
   }
-  EXPECT_EQ(node_.ipamReservations(kNet).size(), 1u);
-  EXPECT_EQ(node_.endpointEntries().size(), 1u);
+  EXPECT_EQ(node_.ipamReservations(kNet), (std::vector<std::string>{a.ip, a.ip6})) << "a's two addresses";
+  EXPECT_EQ(node_.endpointEntries().size(), 2u) << "a's two addresses";
   EXPECT_EQ(node_.ifaceEntries().size(), 1u);
   EXPECT_TRUE(node_.check(a, conf).ok());
 
