@@ -61,7 +61,7 @@ std::string renderMetrics(const MetricsSnapshot& m) {
       o << "sluice_datapath_drops_total{reason=\"" << n << "\"} " << c[idx].packets << "\n";
     }
   }
-  header(o, "sluice_endpoints", "gauge", "Pod endpoints in sl_endpoints.");
+  header(o, "sluice_endpoints", "gauge", "Pod addresses in sl_endpoints (an entry per address: two per dual-stack pod).");
   if (m.endpoints >= 0) o << "sluice_endpoints " << m.endpoints << "\n";
   if (!m.mapEntries.empty()) {
     header(o, "sluice_map_entries", "gauge", "Entries in each pinned hash map.");
@@ -75,7 +75,7 @@ std::string renderMetrics(const MetricsSnapshot& m) {
   }
   header(o, "sluice_nodes", "gauge", "Nodes in the current node snapshot.");
   o << "sluice_nodes " << m.nodes << "\n";
-  header(o, "sluice_routes", "gauge", "Remote pod CIDRs in sl_routes.");
+  header(o, "sluice_routes", "gauge", "Remote pod CIDRs in sl_routes (IPv4 and IPv6 ones).");
   if (m.routes >= 0) o << "sluice_routes " << m.routes << "\n";
   header(o, "sluice_reconcile_errors_total", "counter", "Failed reconciles and node source errors.");
   o << "sluice_reconcile_errors_total " << m.reconcileErrors << "\n";
