@@ -19,7 +19,6 @@ pod_mtu() { ip -n "$(pns "$1" "$2")" -o link show eth0 | sed -n 's/.* mtu \([0-9
 if native_mode; then
   check "native: pod MTU is the underlay's, no encapsulation overhead ($(pod_mtu 1 1))" test "$(pod_mtu 1 1)" = 1500
   check "native: no sluice_vxlan on any node" bash -c "! ip -n $(nns 1) link show sluice_vxlan 2>/dev/null && ! ip -n $(nns 2) link show sluice_vxlan 2>/dev/null"
-  pinned_id() { bpftool prog show pinned "$(bpf_root "$1")/$2" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
   check "native: status shows sl_from_native/sl_to_native attached to the underlay eth0" test \
     "$(status_field 1 '"%s %s %s" % (d["config"]["underlay"], d["underlayAttached"]["ingress"], d["underlayAttached"]["egress"])')" \
     = "eth0 $(pinned_id 1 sl_from_native) $(pinned_id 1 sl_to_native)"

@@ -53,6 +53,8 @@ pns() { echo "$SLUICE_CLUSTER_PREFIX-n$1-p$2"; }
 pod_ip() { awk -F'\t' -v n="pod-$1-$2" '$1 == n {print $4}' "$CROOT/pods.tsv"; }
 node_ip() { echo "198.18.0.$1"; }
 bpf_root() { echo "$CROOT/n$1/bpf/sluice"; }
+# The id of the program a node's agent pinned under NAME (sl_from_pod, sl_from_native, ...).
+pinned_id() { bpftool prog show pinned "$(bpf_root "$1")/$2" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
 # Dual stack (hack/cluster.sh's default): a pod's IPv6 address; a node's own IPv6 address (the
 # first of its IPv6 pod CIDR, on sluice_vxlan); the outside world's.
 pod_ip6() { awk -F'\t' -v n="pod-$1-$2" '$1 == n {print $2}' "$CROOT/pods6.tsv" 2>/dev/null || true; }

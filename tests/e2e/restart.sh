@@ -46,7 +46,6 @@ hook_ids() {
   ip netns exec "$(nns "$1")" tc -j filter show dev "$2" "$3" 2>/dev/null |
     python3 -c 'import json,sys; print(" ".join(sorted(str(f["options"]["prog"]["id"]) for f in json.load(sys.stdin) if "prog" in f.get("options", {}))))' 2>/dev/null
 }
-pinned_id() { bpftool prog show pinned "$(bpf_root "$1")/$2" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
 prog_tag() { bpftool prog show id "$1" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["tag"])'; }
 host_veths() { ip -n "$(nns "$1")" -o link show type veth | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^sl'; }
 has_overlay() { ip -n "$(nns "$1")" link show sluice_vxlan >/dev/null 2>&1; }
