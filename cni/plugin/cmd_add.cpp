@@ -85,7 +85,6 @@ Result<std::string> cmdAdd(const Invocation& inv) {
     return Error(CniCode::kInvalidEnv, "CNI_PATH is not set: cannot run ipam " + conf.ipam->type);
 
   const std::string hostVeth = cni::hostVethName(env.containerId, env.ifname);
-  const std::string peerTmp = peerTempName(env.containerId, env.ifname);
   IpamClient ipam(inv);
 
   // Leftovers of this very attachment (an ADD that crashed, or ADD repeated without DEL) are
@@ -133,8 +132,9 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   if (podIp4) podCidrs.emplace_back(*podIp4, 32);
   if (podIp6) podCidrs.emplace_back(*podIp6, 128);
 
-  // veth: the pod end is born in the pod netns (no move between namespaces).
-  SL_TRY(host.createVethPair(hostVeth, peerTmp, conf.mtu, podNs.get()));
+  // veth: the pod end is born in the pod netns under its final name (no move between
+  // namespaces, no rename: each waits for an RCU grace period under the RTNL lock).
+  SL_TRY(host.createVethPair(hostVeth, env.ifname, conf.mtu, podNs.get()));
   undo.push("veth", [&host, hostVeth]() -> Status {
     SL_TRY(host.deleteLink(hostVeth));  // the peer goes with it, wherever it is
     return okStatus();
@@ -144,22 +144,19 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   const int hostIfindex = hostLink->ifindex;
   SL_TRY(failPoint("veth"));
 
-  // move: the pod end renamed to CNI_IFNAME and up. Undone by deleting the host end.
-  undo.push("move", [] { return okStatus(); });
+  // pod-link: the pod end up. Undone by deleting the host end.
+  undo.push("pod-link", [] { return okStatus(); });
   {
     auto opened = cni::inNetns(podNs.get(), [] { return cni::Netlink::open(); });
     if (!opened.ok()) return std::move(opened).error();
     podNl.emplace(std::move(opened).value());
   }
   const cni::Netlink& pod = *podNl;
-  SL_ASSIGN_OR_RETURN(auto moved, pod.link(peerTmp));
-  if (!moved) return Error(CniCode::kNetlink, peerTmp + " did not arrive in the pod netns");
-  const int podIfindex = moved->ifindex;
-  SL_TRY(pod.rename(podIfindex, env.ifname));
+  SL_ASSIGN_OR_RETURN(auto podLink, pod.link(env.ifname));
+  if (!podLink) return Error(CniCode::kNetlink, env.ifname + " did not arrive in the pod netns");
+  const int podIfindex = podLink->ifindex;
   SL_TRY(pod.setUp(podIfindex));
-  SL_ASSIGN_OR_RETURN(auto podLink, pod.link(podIfindex));
-  if (!podLink) return Error(CniCode::kNetlink, env.ifname + " vanished from the pod netns");
-  SL_TRY(failPoint("move"));
+  SL_TRY(failPoint("pod-link"));
 
   // pod-addr: an IPv6 address without duplicate detection, usable at once (it is ours alone).
   if (podIp6) SL_TRY(podIpv6Sysctls(podNs.get(), env.ifname));
@@ -194,22 +191,10 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   for (const auto& gw : gateways) SL_TRY(pod.addPermanentNeighbour(podIfindex, gw, hostLink->mac));
   SL_TRY(failPoint("pod-routes"));
 
-  // host-route: sysctls, up, a host route to each pod address and its MAC.
-  SL_TRY(hostSysctls(hostVeth, podIp6.has_value()));
-  SL_TRY(host.setUp(hostIfindex));
-  std::vector<cni::RouteSpec> hostRoutes;
-  for (const auto& c : podCidrs) hostRoutes.push_back({c, std::nullopt, hostIfindex, RT_SCOPE_LINK, false});
-  undo.push("host-route", [&host, hostIfindex, podCidrs, hostRoutes]() -> Status {
-    for (const auto& c : podCidrs) SL_TRY(host.deleteNeighbour(hostIfindex, c.addr()));
-    for (const auto& r : hostRoutes) SL_TRY(host.deleteRoute(r));
-    return okStatus();
-  });
-  for (const auto& r : hostRoutes) SL_TRY(host.addRoute(r));
-  for (const auto& c : podCidrs) SL_TRY(host.addPermanentNeighbour(hostIfindex, c.addr(), podLink->mac));
-  SL_TRY(failPoint("host-route"));
-
   // attach: the pinned programs, by fd; nothing is loaded or verified per pod. from_pod at
   // ingress (what the pod sends), to_pod at egress (what the host stack delivers to it).
+  // Before the host end is up: a clsact qdisc grafted on a running device deactivates it,
+  // which waits for an RCU grace period.
   undo.push("attach", [hostIfindex]() -> Status {
     SL_TRY(bpf::detachTcEgress(hostIfindex));
     return bpf::detachTcIngress(hostIfindex);
@@ -227,6 +212,21 @@ Result<std::string> cmdAdd(const Invocation& inv) {
     SL_TRY(bpf::attachTcEgress(hostIfindex, egressProg.get()));
   }
   SL_TRY(failPoint("attach"));
+
+  // host-route: sysctls, up, a host route to each pod address and its MAC.
+  SL_TRY(hostSysctls(hostVeth, podIp6.has_value()));
+  SL_TRY(host.setUp(hostIfindex));
+  std::vector<cni::RouteSpec> hostRoutes;
+  for (const auto& c : podCidrs) hostRoutes.push_back({c, std::nullopt, hostIfindex, RT_SCOPE_LINK, false});
+  undo.push("host-route", [&host, hostIfindex, podCidrs, hostRoutes]() -> Status {
+    for (const auto& c : podCidrs) SL_TRY(host.deleteNeighbour(hostIfindex, c.addr()));
+    for (const auto& r : hostRoutes) SL_TRY(host.deleteRoute(r));
+    return okStatus();
+  });
+  for (const auto& r : hostRoutes) SL_TRY(host.addRoute(r));
+  for (const auto& c : podCidrs) SL_TRY(host.addPermanentNeighbour(hostIfindex, c.addr(), podLink->mac));
+  SL_TRY(failPoint("host-route"));
+
 
   // ifaces-map: the anti-spoofing identity of the veth.
   sl_iface iface{};

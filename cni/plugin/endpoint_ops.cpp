@@ -16,10 +16,6 @@ namespace sluice::plugin {
 net::IpAddr gatewayV4() { return *net::IpAddr::parse("169.254.1.1"); }
 net::IpAddr gatewayV6() { return *net::IpAddr::parse("fe80::1"); }
 
-std::string peerTempName(const std::string& containerId, const std::string& ifname) {
-  return "sp" + cni::hostVethName(containerId, ifname).substr(2);
-}
-
 Result<std::optional<bpf::PinnedMaps>> openMapsIfPinned(const std::string& bpfRoot) {
   auto maps = bpf::PinnedMaps::open(bpfRoot);
   if (maps.ok()) return std::optional<bpf::PinnedMaps>(std::move(maps).value());
@@ -112,19 +108,17 @@ Status teardownAttachment(const Invocation& inv, const Attachment& att,
   SL_ASSIGN_OR_RETURN(bool removed, host.deleteLink(hostVeth));
   if (removed) spdlog::info("deleted host veth {}", hostVeth);
 
-  // A pod end that outlived its host end (or a half-moved one) is ours by name.
+  // A pod end left in the pod netns is ours by name.
   const std::string netnsPath = !att.netns.empty() ? att.netns : std::string();
   if (!netnsPath.empty()) {
     auto ns = cni::openNetns(netnsPath);
     if (ns.ok()) {
       auto podSide = cni::inNetns(ns->get(), [&]() -> Status {
         SL_ASSIGN_OR_RETURN(cni::Netlink pod, cni::Netlink::open());
-        for (const std::string& name : {att.ifname, peerTempName(att.containerId, att.ifname)}) {
-          SL_ASSIGN_OR_RETURN(auto l, pod.link(name));
-          if (l && l->kind == "veth") {
-            SL_TRY(pod.deleteLink(l->ifindex));
-            spdlog::info("deleted {} in the pod netns", name);
-          }
+        SL_ASSIGN_OR_RETURN(auto l, pod.link(att.ifname));
+        if (l && l->kind == "veth") {
+          SL_TRY(pod.deleteLink(l->ifindex));
+          spdlog::info("deleted {} in the pod netns", att.ifname);
         }
         return okStatus();
       });
@@ -133,9 +127,6 @@ Status teardownAttachment(const Invocation& inv, const Attachment& att,
       spdlog::info("pod netns {} is gone or not a netns: nothing to remove there", netnsPath);
     }
   }
-  // A peer that never left the host netns.
-  SL_TRY(host.deleteLink(peerTempName(att.containerId, att.ifname)));
-
   if (ipam) SL_TRY(ipam->del());
 
   SL_ASSIGN_OR_RETURN(bool hadRecord, cni::removeEndpointRecord(conf.stateDir, hostVeth));

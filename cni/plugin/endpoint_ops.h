@@ -19,9 +19,6 @@ namespace sluice::plugin {
 // neighbour discovery): 169.254.1.1 and fe80::1.
 net::IpAddr gatewayV4();
 net::IpAddr gatewayV6();
-// The pod end of the veth before it is moved and renamed: "sp" + the same 11 hex characters
-// as the host end, so concurrent ADDs never collide.
-std::string peerTempName(const std::string& containerId, const std::string& ifname);
 
 // Opens the pinned maps, or nullopt when the datapath is not pinned at all (DEL and GC then
 // have no map entries to remove). Other failures (a layout mismatch) are errors.

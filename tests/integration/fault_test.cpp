@@ -41,7 +41,7 @@ TEST_P(FaultStepTest, AddFailingAfterTheStepRollsEverythingBack) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Steps, FaultStepTest,
-                         ::testing::Values("ipam", "veth", "move", "pod-addr", "pod-routes", "host-route", "attach",
+                         ::testing::Values("ipam", "veth", "pod-link", "pod-addr", "pod-routes", "attach", "host-route",
                                            "ifaces-map", "endpoint-record", "endpoints-map"),
                          [](const auto& info) {
                            std::string n;

@@ -29,8 +29,8 @@ ProcResult gc(Node& node, const json& conf, const std::vector<const Pod*>& valid
   return node.cni(r);
 }
 
-const std::vector<std::string> kSteps = {"ipam",       "veth",       "move",            "pod-addr",
-                                         "pod-routes", "host-route", "attach",          "ifaces-map",
+const std::vector<std::string> kSteps = {"ipam",       "veth",   "pod-link",   "pod-addr",
+                                         "pod-routes", "attach", "host-route", "ifaces-map",
                                          "endpoint-record", "endpoints-map"};
 
 using GcTest = NodeTest;

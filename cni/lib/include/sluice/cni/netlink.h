@@ -109,7 +109,6 @@ class Netlink {
   // a synchronize_net(): tens of milliseconds).
   Status createVethPair(const std::string& name, const std::string& peerName, int mtu,
                         std::optional<int> peerNsFd = std::nullopt) const;
-  Status rename(int ifindex, const std::string& name) const;
   Status setUp(int ifindex) const;
   // false when the link did not exist.
   Result<bool> deleteLink(int ifindex) const;
