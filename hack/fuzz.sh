@@ -47,7 +47,7 @@ CRASH_DIR=${CRASH_DIR:-$BUILD_DIR/fuzz-crashes}
 
 if ((BUILD)); then
   command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ missing (hack/install-deps.sh)" >&2; exit 1; }
-  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_FUZZ=ON \
+  cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_FUZZ=ON -DSLUICE_LINE_TABLES=ON \
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
   cmake --build "$BUILD_DIR" -j"$(nproc)" --target sluice_fuzzers
 fi

@@ -22,7 +22,7 @@ BUILD_DIR=${SLUICE_ASAN_BUILD_DIR:-build-asan}
 SANITIZE=${SLUICE_SANITIZE:-address,undefined}
 # Only the suites that run below are built (the k8s client tests would cost minutes of CI).
 SUITES=${SLUICE_SANITIZE_SUITES:-unit;agent;bpf;integration;e2e;fuzz}
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug -DSLUICE_WERROR=ON \
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug -DSLUICE_WERROR=ON -DSLUICE_LINE_TABLES=ON \
   -DSLUICE_SANITIZE="$SANITIZE" -DSLUICE_TEST_SUITES="$SUITES" >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 
