@@ -675,17 +675,28 @@ std::vector<json> Node::neighbours(const std::string& ns, const std::string& dev
   return out;
 }
 
-std::vector<std::string> Node::ipamReservations(const std::string& netName) const {
+namespace {
+// The names in an IPAM directory other than `lock` and `last_reserved_ip.*`: the index
+// entries (`.att.*`) when `index`, everything else (reservations, stray files) otherwise.
+std::vector<std::string> ipamFiles(const fs::path& dir, bool index) {
   std::vector<std::string> out;
   std::error_code ec;
-  fs::path dir = fs::path(stateDir_) / "ipam" / netName;
   for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
     std::string n = it->path().filename().string();
     if (n == "lock" || n.rfind("last_reserved_ip", 0) == 0) continue;
-    out.push_back(n);
+    if ((n.rfind(".att.", 0) == 0) == index) out.push_back(n);
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+}  // namespace
+
+std::vector<std::string> Node::ipamReservations(const std::string& netName) const {
+  return ipamFiles(fs::path(stateDir_) / "ipam" / netName, false);
+}
+
+std::vector<std::string> Node::ipamIndexEntries(const std::string& netName) const {
+  return ipamFiles(fs::path(stateDir_) / "ipam" / netName, true);
 }
 
 std::vector<std::string> Node::endpointRecordFiles() const {
@@ -768,6 +779,7 @@ sl_counter Node::counter(int id) const {
   for (const auto& r : baselineRoutes_)
     if (!routesNow.count(r)) bad << "  host route vanished: " << r << "\n";
   for (const auto& f : ipamReservations(netName)) bad << "  IPAM reservation left: ipam/" << netName << "/" << f << "\n";
+  for (const auto& f : ipamIndexEntries(netName)) bad << "  IPAM index entry left: ipam/" << netName << "/" << f << "\n";
   for (const auto& f : endpointRecordFiles()) bad << "  endpoint record left: endpoints/" << f << "\n";
   for (const auto& [k, v] : endpointEntries())
     bad << "  sl_endpoints entry left: " << (k.ip.family == SL_AF_INET ? fmtV4NetOrder(k.ip.addr[0]) : fmtV6(k.ip.addr))

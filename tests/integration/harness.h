@@ -189,8 +189,10 @@ class Node {
   std::vector<json> routes6(const std::string& ns);  // the main table's IPv6 routes
   std::vector<json> neighbours(const std::string& ns, const std::string& dev);
   // Reserved addresses of the built-in allocator: file names under stateDir/ipam/<net>/
-  // other than `lock` and `last_reserved_ip.*`.
+  // other than `lock`, `last_reserved_ip.*` and the index entries `.att.*`, which
+  // ipamIndexEntries lists (each reservation has one; nothingLeft checks both).
   std::vector<std::string> ipamReservations(const std::string& netName) const;
+  std::vector<std::string> ipamIndexEntries(const std::string& netName) const;
   std::vector<std::string> endpointRecordFiles() const;
   std::optional<json> endpointRecord(const std::string& hostVeth) const;
   std::vector<std::pair<sl_endpoint_key, sl_endpoint>> endpointEntries() const;

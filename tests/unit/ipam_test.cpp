@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "sluice/cni/ipam.h"
 
+#include "sluice/cni/hash.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
@@ -317,6 +319,85 @@ TEST_F(IpamTest, ReadsHostLocalFilesWithoutTrailingNewline) {
   ASSERT_TRUE(found.ok());
   ASSERT_EQ(found->size(), 1u);
   EXPECT_EQ(alloc(i, "new"), "10.244.1.2");
+}
+
+// The index entries (".att.<key>.<address>") in the directory, by name.
+std::set<std::string> indexEntries(const std::string& dir) {
+  std::set<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::string n = e.path().filename().string();
+    if (n.rfind(".att.", 0) == 0) out.insert(n);
+  }
+  return out;
+}
+
+std::string indexEntry(const std::string& cid, const std::string& ifname, const std::string& ip) {
+  std::string k = cid;
+  k.push_back('\0');
+  k += ifname;
+  return ".att." + sha256Hex(k).substr(0, 32) + "." + ip;
+}
+
+TEST_F(IpamTest, EveryReservationHasAnIndexEntryAndReleaseRemovesIt) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]])");
+  ASSERT_TRUE(i.allocate("c1", "eth0").ok());
+  EXPECT_EQ(indexEntries(dir_), (std::set<std::string>{indexEntry("c1", "eth0", "10.244.1.1"),
+                                                       indexEntry("c1", "eth0", "fd00:10:244:1::1")}));
+  EXPECT_EQ(fs::read_symlink(fs::path(dir_) / indexEntry("c1", "eth0", "10.244.1.1")), "10.244.1.1");
+  auto freed = i.release("c1", "eth0");
+  ASSERT_TRUE(freed.ok());
+  EXPECT_EQ(freed->size(), 2u);
+  EXPECT_TRUE(indexEntries(dir_).empty());
+}
+
+// A state directory of an older plugin (or host-local's format, written by hand): no index,
+// no mark. The first operation indexes it; the attachments there keep their addresses.
+TEST_F(IpamTest, ADirectoryWithoutTheIndexIsIndexedOnFirstUse) {
+  fs::create_directories(dir_);
+  std::ofstream(fs::path(dir_) / "10.244.1.7") << "a\neth0\n";
+  std::ofstream(fs::path(dir_) / "10.244.1.9") << "b\neth0\n";
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
+  auto again = i.allocate("a", "eth0");
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->size(), 1u);
+  EXPECT_EQ((*again)[0].ip.str(), "10.244.1.7");
+  EXPECT_TRUE((*again)[0].reused);
+  EXPECT_EQ(indexEntries(dir_), (std::set<std::string>{indexEntry("a", "eth0", "10.244.1.7"),
+                                                       indexEntry("b", "eth0", "10.244.1.9")}));
+  EXPECT_EQ(readFile(fs::path(dir_) / "lock"), "sluice-ipam index 1\n");
+  auto freed = i.release("b", "eth0");
+  ASSERT_TRUE(freed.ok());
+  ASSERT_EQ(freed->size(), 1u);
+  EXPECT_FALSE(fs::exists(fs::path(dir_) / "10.244.1.9"));
+}
+
+// An older plugin writing into an indexed directory (a rollback) adds reservations without
+// entries: listing them, as GC does before releasing, indexes them.
+TEST_F(IpamTest, ListingIndexesReservationsMadeWithoutAnEntry) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
+  EXPECT_EQ(alloc(i, "new"), "10.244.1.1");
+  std::ofstream(fs::path(dir_) / "10.244.1.5") << "old\neth0\n";
+  auto listed = i.list();
+  ASSERT_TRUE(listed.ok());
+  EXPECT_EQ(listed->size(), 2u);
+  EXPECT_EQ(i.find("old", "eth0")->size(), 1u);
+  EXPECT_EQ(i.release("old", "eth0")->size(), 1u);
+  EXPECT_FALSE(fs::exists(fs::path(dir_) / "10.244.1.5"));
+}
+
+// A crash between an entry and its reservation, or a hand-made entry, points at an address that
+// is free or another attachment's: it gives nothing away and is removed.
+TEST_F(IpamTest, StaleIndexEntriesAreIgnoredAndRemoved) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
+  EXPECT_EQ(alloc(i, "a"), "10.244.1.1");
+  fs::create_symlink("10.244.1.1", fs::path(dir_) / indexEntry("b", "eth0", "10.244.1.1"));  // a's
+  fs::create_symlink("10.244.1.3", fs::path(dir_) / indexEntry("b", "eth0", "10.244.1.3"));  // free
+  auto found = i.find("b", "eth0");
+  ASSERT_TRUE(found.ok());
+  EXPECT_TRUE(found->empty());
+  EXPECT_EQ(indexEntries(dir_), (std::set<std::string>{indexEntry("a", "eth0", "10.244.1.1")}));
+  EXPECT_EQ(alloc(i, "b"), "10.244.1.2");
+  EXPECT_EQ(readFile(fs::path(dir_) / "10.244.1.1"), "a\neth0\n");
 }
 
 }  // namespace
