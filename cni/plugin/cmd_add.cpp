@@ -208,8 +208,7 @@ Result<std::string> cmdAdd(const Invocation& inv) {
     SL_TRY(bpf::attachTcxIngress(hostIfindex, prog.get()));
     SL_TRY(bpf::attachTcxEgress(hostIfindex, egressProg.get()));
   } else {
-    SL_TRY(bpf::attachTcIngress(hostIfindex, prog.get()));
-    SL_TRY(bpf::attachTcEgress(hostIfindex, egressProg.get()));
+    SL_TRY(bpf::attachTcPair(hostIfindex, prog.get(), egressProg.get()));
   }
   SL_TRY(failPoint("attach"));
 

@@ -95,22 +95,33 @@ bpf_tc_opts makeOpts() {
 
 const char* whereName(bpf_tc_attach_point where) { return where == BPF_TC_INGRESS ? "ingress" : "egress"; }
 
-Status attach(int ifindex, int progFd, bpf_tc_attach_point where) {
-  if (tcxSluiceProg(ifindex, where, nullptr) != 0) return tcxAttach(ifindex, progFd, where);
+// The clsact qdisc for the given attach point(s); one that exists is fine.
+Status createClsact(int ifindex, bpf_tc_attach_point where) {
   bpf_tc_hook hook = makeHook(ifindex, where);
   int err = bpf_tc_hook_create(&hook);
   if (err && err != -EEXIST)
     return Error::fromErrno(err, "create clsact qdisc on ifindex " + std::to_string(ifindex), CniCode::kBpf);
+  return okStatus();
+}
+
+// progFd at the clsact slot, which exists.
+Status attachFilter(int ifindex, int progFd, bpf_tc_attach_point where) {
+  bpf_tc_hook hook = makeHook(ifindex, where);
   bpf_tc_opts opts = makeOpts();
   opts.prog_fd = progFd;
   opts.flags = BPF_TC_F_REPLACE;
-  err = bpf_tc_attach(&hook, &opts);
+  int err = bpf_tc_attach(&hook, &opts);
   if (err)
     return Error::fromErrno(err, std::string("attach tc ") + whereName(where) + " program on ifindex " +
                                      std::to_string(ifindex), CniCode::kBpf);
   return okStatus();
 }
 
+Status attach(int ifindex, int progFd, bpf_tc_attach_point where) {
+  if (tcxSluiceProg(ifindex, where, nullptr) != 0) return tcxAttach(ifindex, progFd, where);
+  SL_TRY(createClsact(ifindex, where));
+  return attachFilter(ifindex, progFd, where);
+}
 Status detach(int ifindex, bpf_tc_attach_point where) {
   SL_TRY(tcxDetach(ifindex, where));
   bpf_tc_hook hook = makeHook(ifindex, where);
@@ -141,6 +152,11 @@ Result<uint32_t> tcIngressProgId(int ifindex) { return query(ifindex, BPF_TC_ING
 Status attachTcEgress(int ifindex, int progFd) { return attach(ifindex, progFd, BPF_TC_EGRESS); }
 Status detachTcEgress(int ifindex) { return detach(ifindex, BPF_TC_EGRESS); }
 Result<uint32_t> tcEgressProgId(int ifindex) { return query(ifindex, BPF_TC_EGRESS); }
+Status attachTcPair(int ifindex, int ingressFd, int egressFd) {
+  SL_TRY(createClsact(ifindex, static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS)));
+  SL_TRY(attachFilter(ifindex, ingressFd, BPF_TC_INGRESS));
+  return attachFilter(ifindex, egressFd, BPF_TC_EGRESS);
+}
 Status attachTcxIngress(int ifindex, int progFd) { return tcxAttach(ifindex, progFd, BPF_TC_INGRESS); }
 Status attachTcxEgress(int ifindex, int progFd) { return tcxAttach(ifindex, progFd, BPF_TC_EGRESS); }
 

@@ -29,6 +29,10 @@ Result<uint32_t> tcIngressProgId(int ifindex);
 Status attachTcEgress(int ifindex, int progFd);
 Status detachTcEgress(int ifindex);
 Result<uint32_t> tcEgressProgId(int ifindex);
+// Both programs of a new interface (one without TCX programs) at its clsact slots: the qdisc
+// created once for both directions (per direction, the second creation is refused with
+// EEXIST and libbpf logs the kernel's "Exclusivity flag on").
+Status attachTcPair(int ifindex, int ingressFd, int egressFd);
 // Attaches progFd through TCX (no qdisc), replacing a Sluice program already there; fails
 // with ENOTSUP-like errors on kernels without TCX.
 Status attachTcxIngress(int ifindex, int progFd);
