@@ -274,9 +274,11 @@ TEST_F(IpamTest, LockHeldByAProcessThatDiedDoesNotBlock) {
   if (pid == 0) {
     int fd = ::open((dir_ + "/lock").c_str(), O_RDWR);
     if (fd < 0 || ::flock(fd, LOCK_EX) != 0) ::_exit(1);
-    // Leave what a crash in the middle of an allocation leaves: a temporary file.
+    // Leave what a crash in the middle of an allocation can leave: a named temporary (only on
+    // filesystems without O_TMPFILE) and an index entry's replacement.
     int t = ::open((dir_ + "/.tmp-99999-0").c_str(), O_WRONLY | O_CREAT, 0644);
     if (t >= 0) ::close(t);
+    if (::symlink("10.244.1.9", (dir_ + "/.att.0123~").c_str()) != 0) ::_exit(1);
     char c = 'x';
     if (::write(ready[1], &c, 1) != 1) ::_exit(1);
     for (;;) ::pause();
@@ -296,8 +298,10 @@ TEST_F(IpamTest, LockHeldByAProcessThatDiedDoesNotBlock) {
   EXPECT_EQ(::flock(probe, LOCK_EX | LOCK_NB), 0);
   ::close(probe);
   EXPECT_EQ(alloc(i, "after"), "10.244.1.2");
+  EXPECT_EQ(i.find("before", "eth0")->size(), 1u);  // state survived
+  ASSERT_TRUE(i.list().ok());                       // what GC does first
   EXPECT_FALSE(fs::exists(fs::path(dir_) / ".tmp-99999-0"));  // crash leftovers cleaned
-  EXPECT_EQ(i.find("before", "eth0")->size(), 1u);            // state survived
+  EXPECT_FALSE(fs::is_symlink(fs::path(dir_) / ".att.0123~"));
 }
 
 TEST_F(IpamTest, StateSurvivesANewAllocatorInstance) {
@@ -321,33 +325,53 @@ TEST_F(IpamTest, ReadsHostLocalFilesWithoutTrailingNewline) {
   EXPECT_EQ(alloc(i, "new"), "10.244.1.2");
 }
 
-// The index entries (".att.<key>.<address>") in the directory, by name.
-std::set<std::string> indexEntries(const std::string& dir) {
-  std::set<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    std::string n = e.path().filename().string();
-    if (n.rfind(".att.", 0) == 0) out.insert(n);
-  }
-  return out;
-}
-
-std::string indexEntry(const std::string& cid, const std::string& ifname, const std::string& ip) {
+// The attachment's index entry: ".att.<key>" -> "<address>[,<address>...]".
+fs::path indexEntry(const std::string& dir, const std::string& cid, const std::string& ifname = "eth0") {
   std::string k = cid;
   k.push_back('\0');
   k += ifname;
-  return ".att." + sha256Hex(k).substr(0, 32) + "." + ip;
+  return fs::path(dir) / (".att." + sha256Hex(k).substr(0, 32));
 }
 
-TEST_F(IpamTest, EveryReservationHasAnIndexEntryAndReleaseRemovesIt) {
+std::string indexTarget(const std::string& dir, const std::string& cid) {
+  std::error_code ec;
+  auto t = fs::read_symlink(indexEntry(dir, cid), ec);
+  return ec ? "" : t.string();
+}
+
+size_t indexEntries(const std::string& dir) {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) n += e.path().filename().string().rfind(".att.", 0) == 0;
+  return n;
+}
+
+TEST_F(IpamTest, EachAttachmentHasOneIndexEntryListingItsAddressesUntilRelease) {
   auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]])");
   ASSERT_TRUE(i.allocate("c1", "eth0").ok());
-  EXPECT_EQ(indexEntries(dir_), (std::set<std::string>{indexEntry("c1", "eth0", "10.244.1.1"),
-                                                       indexEntry("c1", "eth0", "fd00:10:244:1::1")}));
-  EXPECT_EQ(fs::read_symlink(fs::path(dir_) / indexEntry("c1", "eth0", "10.244.1.1")), "10.244.1.1");
+  ASSERT_TRUE(i.allocate("c2", "eth0").ok());
+  EXPECT_EQ(indexTarget(dir_, "c1"), "10.244.1.1,fd00:10:244:1::1");
+  EXPECT_EQ(indexTarget(dir_, "c2"), "10.244.1.2,fd00:10:244:1::2");
+  EXPECT_EQ(indexEntries(dir_), 2u);
   auto freed = i.release("c1", "eth0");
   ASSERT_TRUE(freed.ok());
   EXPECT_EQ(freed->size(), 2u);
-  EXPECT_TRUE(indexEntries(dir_).empty());
+  EXPECT_EQ(indexEntries(dir_), 1u);
+  EXPECT_FALSE(fs::exists(fs::path(dir_) / "10.244.1.1"));
+  EXPECT_EQ(readFile(fs::path(dir_) / "10.244.1.2"), "c2\neth0\n");
+}
+
+// A range set added to the configuration: the attachment keeps its address and gets one of the
+// new family, and its entry then lists both.
+TEST_F(IpamTest, AReusedAndAFreshAddressShareTheEntry) {
+  ASSERT_TRUE(ipam(R"([[{"subnet":"10.244.1.0/24"}]])").allocate("c1", "eth0").ok());
+  auto both = ipam(R"([[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]])");
+  auto a = both.allocate("c1", "eth0");
+  ASSERT_TRUE(a.ok());
+  ASSERT_EQ(a->size(), 2u);
+  EXPECT_TRUE((*a)[0].reused);
+  EXPECT_FALSE((*a)[1].reused);
+  EXPECT_EQ(indexTarget(dir_, "c1"), "10.244.1.1,fd00:10:244:1::1");
+  EXPECT_FALSE(fs::exists(indexEntry(dir_, "c1").string() + "~"));
 }
 
 // A state directory of an older plugin (or host-local's format, written by hand): no index,
@@ -362,9 +386,9 @@ TEST_F(IpamTest, ADirectoryWithoutTheIndexIsIndexedOnFirstUse) {
   ASSERT_EQ(again->size(), 1u);
   EXPECT_EQ((*again)[0].ip.str(), "10.244.1.7");
   EXPECT_TRUE((*again)[0].reused);
-  EXPECT_EQ(indexEntries(dir_), (std::set<std::string>{indexEntry("a", "eth0", "10.244.1.7"),
-                                                       indexEntry("b", "eth0", "10.244.1.9")}));
-  EXPECT_EQ(readFile(fs::path(dir_) / "lock"), "sluice-ipam index 1\n");
+  EXPECT_EQ(indexTarget(dir_, "a"), "10.244.1.7");
+  EXPECT_EQ(indexTarget(dir_, "b"), "10.244.1.9");
+  EXPECT_EQ(readFile(fs::path(dir_) / "lock"), "sluice-ipam index 2\n");
   auto freed = i.release("b", "eth0");
   ASSERT_TRUE(freed.ok());
   ASSERT_EQ(freed->size(), 1u);
@@ -385,19 +409,35 @@ TEST_F(IpamTest, ListingIndexesReservationsMadeWithoutAnEntry) {
   EXPECT_FALSE(fs::exists(fs::path(dir_) / "10.244.1.5"));
 }
 
-// A crash between an entry and its reservation, or a hand-made entry, points at an address that
-// is free or another attachment's: it gives nothing away and is removed.
-TEST_F(IpamTest, StaleIndexEntriesAreIgnoredAndRemoved) {
+// A crash between an entry and its reservations, or a hand-made entry, lists addresses that
+// are free or another attachment's: they are not the attachment's, and listing drops them.
+TEST_F(IpamTest, AnEntryListingAddressesOfOthersGivesNothingAway) {
   auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}]])");
   EXPECT_EQ(alloc(i, "a"), "10.244.1.1");
-  fs::create_symlink("10.244.1.1", fs::path(dir_) / indexEntry("b", "eth0", "10.244.1.1"));  // a's
-  fs::create_symlink("10.244.1.3", fs::path(dir_) / indexEntry("b", "eth0", "10.244.1.3"));  // free
+  fs::create_symlink("10.244.1.1,10.244.1.3", indexEntry(dir_, "b"));  // a's, and a free one
   auto found = i.find("b", "eth0");
   ASSERT_TRUE(found.ok());
   EXPECT_TRUE(found->empty());
-  EXPECT_EQ(indexEntries(dir_), (std::set<std::string>{indexEntry("a", "eth0", "10.244.1.1")}));
-  EXPECT_EQ(alloc(i, "b"), "10.244.1.2");
+  EXPECT_EQ(i.release("b", "eth0")->size(), 0u);
+  EXPECT_FALSE(fs::is_symlink(indexEntry(dir_, "b")));
   EXPECT_EQ(readFile(fs::path(dir_) / "10.244.1.1"), "a\neth0\n");
+  fs::create_symlink("10.244.1.1", indexEntry(dir_, "b"));
+  EXPECT_EQ(alloc(i, "b"), "10.244.1.2");
+  EXPECT_EQ(indexTarget(dir_, "b"), "10.244.1.2");
+  ASSERT_TRUE(i.list().ok());
+  EXPECT_EQ(indexEntries(dir_), 2u);
+}
+
+// Reservations are linked from an unnamed file: nothing but reservations, index entries, the
+// lock and the round-robin hint is ever in the directory.
+TEST_F(IpamTest, NoTemporaryIsEverNamed) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]])");
+  for (const char* c : {"a", "b", "c"}) ASSERT_TRUE(i.allocate(c, "eth0").ok());
+  ASSERT_TRUE(i.release("b", "eth0").ok());
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir_)) names.insert(e.path().filename().string());
+  EXPECT_EQ(names.size(), 2u * 2 + 2 + 1 + 2) << ::testing::PrintToString(names);
+  for (const auto& n : names) EXPECT_EQ(n.find("tmp"), std::string::npos) << n;
 }
 
 }  // namespace

@@ -9,7 +9,10 @@
 
 #include <atomic>
 #include <cerrno>
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <optional>
 
 #include "sluice/cni/hash.h"
@@ -23,8 +26,8 @@ constexpr const char* kLockName = "lock";
 constexpr const char* kLastReservedPrefix = "last_reserved_ip.";
 constexpr const char* kTmpPrefix = ".tmp-";
 constexpr const char* kIndexPrefix = ".att.";
-// In the lock file once every reservation of the directory has its index entry.
-constexpr std::string_view kIndexedMark = "sluice-ipam index 1\n";
+// In the lock file once every reservation of the directory is in the index.
+constexpr std::string_view kIndexedMark = "sluice-ipam index 2\n";
 
 Error ioError(int err, const std::string& what) {
   return Error::fromErrno(err, "ipam: " + what, CniCode::kIoFailure);
@@ -114,18 +117,24 @@ Result<std::optional<Reservation>> readReservation(const std::string& dir, const
   return std::optional<Reservation>(std::move(r));
 }
 
-// Every entry of the directory, reservations (named by an address) and temporaries apart.
+// Every entry of the directory: reservations (named by an address), index entries, and
+// leftovers of a process killed mid-write (temporaries, an index entry's replacement).
 struct DirScan {
   std::vector<Reservation> reservations;
-  std::vector<std::string> temps;
+  std::vector<std::string> index;
+  std::vector<std::string> leftovers;
 };
 
 Result<DirScan> scan(const std::string& dir) {
   DirScan out;
   SL_ASSIGN_OR_RETURN(auto names, entries(dir));
   for (const auto& name : names) {
-    if (name.rfind(kTmpPrefix, 0) == 0) {
-      out.temps.push_back(name);
+    if (name.rfind(kTmpPrefix, 0) == 0 || (name.rfind(kIndexPrefix, 0) == 0 && name.back() == '~')) {
+      out.leftovers.push_back(name);
+      continue;
+    }
+    if (name.rfind(kIndexPrefix, 0) == 0) {
+      out.index.push_back(name);
       continue;
     }
     auto ip = net::IpAddr::parse(name);
@@ -136,12 +145,13 @@ Result<DirScan> scan(const std::string& dir) {
   return out;
 }
 
-// The index: a symlink ".att.<key>.<address>" -> "<address>" beside each reservation, key =
-// 32 hex digits of SHA-256(containerID NUL ifname). An attachment's addresses are then found
-// from the directory's names alone, without reading every reservation (ADD stays as fast with
-// 100 pods on the node as with one). An entry is created before its reservation, so none is
-// ever missing; one whose reservation is gone or another's (a crash in between) is stale and
-// removed when seen.
+// The index: one symlink per attachment, ".att.<key>" -> "<address>[,<address>...]", key = 32
+// hex digits of SHA-256(containerID NUL ifname): ADD, DEL and CHECK find an attachment's
+// addresses with one readlink instead of reading every reservation (ADD costs the same with
+// 100 pods on the node as with one). The entry is written before the reservations it lists, so
+// it never misses one; an address it lists whose reservation is gone or another's (a crash in
+// between) is simply not the attachment's. A directory whose lock file lacks the mark (an older
+// plugin's) is indexed on first use; listing (GC) repairs what an older plugin added since.
 std::string attachmentKey(const std::string& containerId, const std::string& ifname) {
   std::string k = containerId;
   k.push_back('\0');
@@ -149,50 +159,124 @@ std::string attachmentKey(const std::string& containerId, const std::string& ifn
   return sha256Hex(k).substr(0, 32);
 }
 
-std::string indexPath(const std::string& dir, const std::string& key, const net::IpAddr& ip) {
-  return dir + "/" + kIndexPrefix + key + "." + ip.str();
+std::string indexPath(const std::string& dir, const std::string& key) { return dir + "/" + kIndexPrefix + key; }
+
+std::vector<net::IpAddr> readIndex(const std::string& dir, const std::string& key) {
+  char buf[4096];
+  const ssize_t n = ::readlink(indexPath(dir, key).c_str(), buf, sizeof(buf));
+  std::vector<net::IpAddr> out;
+  if (n <= 0) return out;
+  std::string_view list(buf, static_cast<size_t>(n));
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    if (auto ip = net::IpAddr::parse(std::string(list.substr(0, comma)))) out.push_back(*ip);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
 }
 
-// Entries for reservations that have none: made before the index existed, or by an older
-// plugin (which ignores the entries and leaves the mark in place).
-Status repairIndex(const std::string& dir, const DirScan& st) {
-  for (const auto& r : st.reservations) {
-    const std::string link = indexPath(dir, attachmentKey(r.containerId, r.ifname), r.ip);
-    if (::symlink(r.ip.str().c_str(), link.c_str()) != 0 && errno != EEXIST) return ioError(errno, "index " + link);
+// Replaces the attachment's entry (none when `ips` is empty): atomically, through a symlink
+// "<entry>~" renamed over it when there is one.
+Status writeIndex(const std::string& dir, const std::string& key, const std::vector<net::IpAddr>& ips) {
+  const std::string path = indexPath(dir, key);
+  if (ips.empty()) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ioError(errno, "remove " + path);
+    return okStatus();
+  }
+  std::string target;
+  for (const auto& ip : ips) target += (target.empty() ? "" : ",") + ip.str();
+  if (::symlink(target.c_str(), path.c_str()) == 0) return okStatus();
+  if (errno != EEXIST) return ioError(errno, "index " + path);
+  const std::string next = path + "~";
+  ::unlink(next.c_str());
+  if (::symlink(target.c_str(), next.c_str()) != 0) return ioError(errno, "index " + next);
+  if (::rename(next.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(next.c_str());
+    return ioError(err, "index " + path);
   }
   return okStatus();
 }
 
-// Under the lock: the addresses the attachment holds, through its index entries (the index is
-// built first if the directory has none). Stale entries go; temporaries too when `sweep`.
+// The whole directory read: leftovers removed, and every attachment's entry made to list
+// exactly its reservations (entries of attachments without any removed).
+Result<DirScan> repairIndex(const std::string& dir) {
+  SL_ASSIGN_OR_RETURN(DirScan st, scan(dir));
+  for (const auto& l : st.leftovers) ::unlink((dir + "/" + l).c_str());
+  std::map<std::string, std::vector<net::IpAddr>> byKey;
+  for (const auto& r : st.reservations) byKey[attachmentKey(r.containerId, r.ifname)].push_back(r.ip);
+  for (const auto& name : st.index) {
+    const std::string key = name.substr(std::strlen(kIndexPrefix));
+    if (!byKey.count(key)) ::unlink((dir + "/" + name).c_str());
+  }
+  for (auto& [key, ips] : byKey) {
+    std::sort(ips.begin(), ips.end());
+    auto listed = readIndex(dir, key);
+    std::sort(listed.begin(), listed.end());
+    if (listed != ips) SL_TRY(writeIndex(dir, key, ips));
+  }
+  return st;
+}
+
+// Under the lock: the addresses the attachment holds (the index built first if the directory
+// has none).
 Result<std::vector<net::IpAddr>> attachmentAddresses(const std::string& dir, const DirLock& lock,
                                                      const std::string& containerId,
-                                                     const std::string& ifname, bool sweep) {
+                                                     const std::string& ifname) {
   if (!lock.indexed()) {
-    SL_ASSIGN_OR_RETURN(DirScan st, scan(dir));
-    SL_TRY(repairIndex(dir, st));
+    SL_ASSIGN_OR_RETURN(DirScan st, repairIndex(dir));
+    (void)st;
     lock.markIndexed();
   }
-  const std::string prefix = kIndexPrefix + attachmentKey(containerId, ifname) + ".";
   std::vector<net::IpAddr> held;
-  SL_ASSIGN_OR_RETURN(auto names, entries(dir));
-  for (const auto& name : names) {
-    const std::string path = dir + "/" + name;
-    if (name.rfind(kTmpPrefix, 0) == 0) {
-      if (sweep) ::unlink(path.c_str());
-      continue;
-    }
-    if (name.rfind(prefix, 0) != 0) continue;
-    auto ip = net::IpAddr::parse(name.substr(prefix.size()));
-    std::optional<Reservation> r;
-    if (ip) {
-      SL_ASSIGN_OR_RETURN(r, readReservation(dir, *ip));
-    }
-    if (r && r->containerId == containerId && r->ifname == ifname) held.push_back(*ip);
-    else ::unlink(path.c_str());
+  for (const auto& ip : readIndex(dir, attachmentKey(containerId, ifname))) {
+    SL_ASSIGN_OR_RETURN(auto r, readReservation(dir, ip));
+    if (r && r->containerId == containerId && r->ifname == ifname) held.push_back(ip);
   }
   return held;
 }
+
+// A reservation's content, ready to be linked under any number of addresses: an unnamed file
+// (O_TMPFILE), so that a process killed meanwhile leaves nothing behind; a named temporary on
+// filesystems without O_TMPFILE (removed when this goes; a killed process's, by the next
+// listing).
+class ReservationFile {
+ public:
+  static Result<ReservationFile> create(const std::string& dir, const std::string& content) {
+    ReservationFile f;
+    f.fd_ = Fd(::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644));
+    if (!f.fd_.valid()) {
+      if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) return ioError(errno, "create a file in " + dir);
+      SL_ASSIGN_OR_RETURN(f.tmp_, writeTempFile(dir, kTmpPrefix, content, 0644, Durability::kAtomic));
+      return f;
+    }
+    if (::fchmod(f.fd_.get(), 0644) != 0) return ioError(errno, "chmod a file in " + dir);
+    for (size_t off = 0; off < content.size();) {
+      const ssize_t n = ::write(f.fd_.get(), content.data() + off, content.size() - off);
+      if (n < 0 && errno != EINTR) return ioError(errno, "write a file in " + dir);
+      if (n > 0) off += static_cast<size_t>(n);
+    }
+    return f;
+  }
+  ReservationFile(ReservationFile&&) = default;
+  ReservationFile& operator=(ReservationFile&&) = delete;
+  ~ReservationFile() {
+    if (!tmp_.empty()) ::unlink(tmp_.c_str());
+  }
+
+  // link(2) under `path`: 0 or the errno.
+  int linkTo(const std::string& path) const {
+    const std::string from = tmp_.empty() ? "/proc/self/fd/" + std::to_string(fd_.get()) : tmp_;
+    const int flags = tmp_.empty() ? AT_SYMLINK_FOLLOW : 0;
+    return ::linkat(AT_FDCWD, from.c_str(), AT_FDCWD, path.c_str(), flags) == 0 ? 0 : errno;
+  }
+
+ private:
+  ReservationFile() = default;
+  Fd fd_;
+  std::string tmp_;
+};
 
 bool excluded(const IpRange& r, const net::IpAddr& ip) {
   if (ip == r.subnet.addr()) return true;
@@ -212,19 +296,12 @@ std::string LocalIpam::directory(const std::string& stateDir, const std::string&
 Result<std::vector<Allocation>> LocalIpam::allocate(const std::string& containerId,
                                                     const std::string& ifname) {
   SL_ASSIGN_OR_RETURN(DirLock lock, DirLock::acquire(dir_));
-  // Only a process killed while holding the lock can have left temporaries behind: every
-  // writer sweeps them, so a DEL or GC after a killed ADD leaves the directory clean.
-  SL_ASSIGN_OR_RETURN(auto held, attachmentAddresses(dir_, lock, containerId, ifname, true));
-  const std::string key = attachmentKey(containerId, ifname);
+  SL_ASSIGN_OR_RETURN(auto held, attachmentAddresses(dir_, lock, containerId, ifname));
 
+  // Under the lock the directory says which addresses are free: each range set's address is
+  // chosen first (all or nothing: an exhausted set reserves nothing), then indexed, then reserved.
   std::vector<Allocation> out;
-  std::vector<std::string> created;  // reservations and index entries, released again if a
-                                     // later range set is exhausted
-  auto rollback = [&] {
-    for (const auto& p : created) ::unlink(p.c_str());
-  };
-  const std::string content = containerId + "\n" + ifname + "\n";
-
+  std::vector<net::IpAddr> fresh;
   for (size_t si = 0; si < ranges_.size(); ++si) {
     const RangeSet& set = ranges_[si];
     bool done = false;
@@ -263,38 +340,17 @@ Result<std::vector<Allocation>> LocalIpam::allocate(const std::string& container
       }
     }
 
-    std::string tmp;
     std::optional<Allocation> got;
     const net::IpAddr first = cur;
     const size_t firstRange = ri;
     for (;;) {
       const IpRange& range = set[ri];
       if (!excluded(range, cur)) {
-        if (tmp.empty()) {
-          auto t = writeTempFile(dir_, kTmpPrefix, content, 0644, Durability::kAtomic);
-          if (!t.ok()) {
-            rollback();
-            return std::move(t).error();
-          }
-          tmp = *t;
-        }
         const std::string path = dir_ + "/" + cur.str();
-        const std::string link = indexPath(dir_, key, cur);
-        int err = 0;
-        if (::symlink(cur.str().c_str(), link.c_str()) != 0 && errno != EEXIST) err = errno;
-        else if (::link(tmp.c_str(), path.c_str()) == 0) {
-          created.push_back(path);
-          created.push_back(link);
+        if (::faccessat(AT_FDCWD, path.c_str(), F_OK, AT_SYMLINK_NOFOLLOW) != 0) {
+          if (errno != ENOENT) return ioError(errno, "look up " + path);
           got = Allocation{cur, range, static_cast<int>(si), false};
           break;
-        } else {
-          err = errno;
-          ::unlink(link.c_str());
-        }
-        if (err != EEXIST) {
-          ::unlink(tmp.c_str());
-          rollback();
-          return ioError(err, "reserve " + path);
         }
       }
       if (cur == range.end) {
@@ -305,9 +361,7 @@ Result<std::vector<Allocation>> LocalIpam::allocate(const std::string& container
       }
       if (ri == firstRange && cur == first) break;  // full circle
     }
-    if (!tmp.empty()) ::unlink(tmp.c_str());
     if (!got) {
-      rollback();
       std::string desc;
       for (const auto& range : set) {
         if (!desc.empty()) desc += ", ";
@@ -316,9 +370,33 @@ Result<std::vector<Allocation>> LocalIpam::allocate(const std::string& container
       return Error(CniCode::kIpamExhausted,
                    "ipam: no free address in range set " + std::to_string(si) + ": " + desc);
     }
-    writeHint(lastPath, got->ip.str() + "\n");
+    fresh.push_back(got->ip);
     out.push_back(*got);
   }
+  if (fresh.empty()) return out;
+
+  const std::string key = attachmentKey(containerId, ifname);
+  std::vector<net::IpAddr> indexed = held;
+  indexed.insert(indexed.end(), fresh.begin(), fresh.end());
+  SL_TRY(writeIndex(dir_, key, indexed));
+  auto undo = [&](size_t reserved) {
+    for (size_t i = 0; i < reserved; ++i) ::unlink((dir_ + "/" + fresh[i].str()).c_str());
+    (void)writeIndex(dir_, key, held);
+  };
+  auto file = ReservationFile::create(dir_, containerId + "\n" + ifname + "\n");
+  if (!file.ok()) {
+    undo(0);
+    return std::move(file).error();
+  }
+  for (size_t i = 0; i < fresh.size(); ++i) {
+    const std::string path = dir_ + "/" + fresh[i].str();
+    if (int err = file->linkTo(path)) {
+      undo(i);
+      return ioError(err, "reserve " + path);
+    }
+  }
+  for (const auto& a : out)
+    if (!a.reused) writeHint(dir_ + "/" + kLastReservedPrefix + std::to_string(a.rangeSet), a.ip.str() + "\n");
   return out;
 }
 
@@ -327,7 +405,7 @@ Result<std::vector<net::IpAddr>> LocalIpam::find(const std::string& containerId,
   struct stat sb;
   if (::stat(dir_.c_str(), &sb) != 0 && errno == ENOENT) return std::vector<net::IpAddr>();
   SL_ASSIGN_OR_RETURN(DirLock lock, DirLock::acquire(dir_));
-  return attachmentAddresses(dir_, lock, containerId, ifname, false);
+  return attachmentAddresses(dir_, lock, containerId, ifname);
 }
 
 Result<std::vector<net::IpAddr>> LocalIpam::release(const std::string& containerId,
@@ -336,14 +414,13 @@ Result<std::vector<net::IpAddr>> LocalIpam::release(const std::string& container
   struct stat sb;
   if (::stat(dir_.c_str(), &sb) != 0 && errno == ENOENT) return out;  // nothing ever reserved
   SL_ASSIGN_OR_RETURN(DirLock lock, DirLock::acquire(dir_));
-  SL_ASSIGN_OR_RETURN(auto held, attachmentAddresses(dir_, lock, containerId, ifname, true));
-  const std::string key = attachmentKey(containerId, ifname);
+  SL_ASSIGN_OR_RETURN(auto held, attachmentAddresses(dir_, lock, containerId, ifname));
   for (const auto& ip : held) {
     const std::string path = dir_ + "/" + ip.str();
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ioError(errno, "unlink " + path);
-    ::unlink(indexPath(dir_, key, ip).c_str());
     out.push_back(ip);
   }
+  SL_TRY(writeIndex(dir_, attachmentKey(containerId, ifname), {}));
   return out;
 }
 
@@ -351,8 +428,9 @@ Result<std::vector<Reservation>> LocalIpam::list() const {
   struct stat sb;
   if (::stat(dir_.c_str(), &sb) != 0 && errno == ENOENT) return std::vector<Reservation>();
   SL_ASSIGN_OR_RETURN(DirLock lock, DirLock::acquire(dir_));
-  SL_ASSIGN_OR_RETURN(DirScan st, scan(dir_));
-  SL_TRY(repairIndex(dir_, st));  // what GC then releases is found through the index
+  // Repaired on the way: what GC then releases is found through the index.
+  SL_ASSIGN_OR_RETURN(DirScan st, repairIndex(dir_));
+  lock.markIndexed();
   return st.reservations;
 }
 

@@ -6,8 +6,8 @@
 // fully written temporary file so that a crash never leaves a half reservation; a `lock` file
 // held with flock(2) around every operation (the kernel drops it when a process dies, so a
 // crashed plugin never blocks the next one); `last_reserved_ip.<n>` per range set for
-// round-robin allocation; and an index of symlinks `.att.<key>.<address>` (key: a hash of
-// containerID and ifname) so that an attachment's addresses are found without reading every
+// round-robin allocation; and an index, a symlink `.att.<key>` per attachment (key: a hash of
+// containerID and ifname) naming its addresses, so that they are found without reading every
 // reservation.
 #pragma once
 
