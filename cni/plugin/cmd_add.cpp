@@ -142,6 +142,11 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   SL_ASSIGN_OR_RETURN(auto hostLink, host.link(hostVeth));
   if (!hostLink) return Error(CniCode::kNetlink, "veth " + hostVeth + " vanished right after its creation");
   const int hostIfindex = hostLink->ifindex;
+  // Its clsact qdisc now, its filters at "attach": a grace period often passes in between,
+  // and then attaching waits for none (bpf/tc.h).
+  const bool shapedIn = conf.bandwidth && conf.bandwidth->shapesIngress();
+  const bool shapedOut = conf.bandwidth && conf.bandwidth->shapesEgress();
+  if (!shapedIn && !shapedOut) SL_TRY(bpf::createClsact(hostIfindex));
   SL_TRY(failPoint("veth"));
 
   // pod-link: the pod end up. Undone by deleting the host end.
@@ -202,8 +207,6 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   // A pod the chained bandwidth plugin shapes gets its programs through TCX: bandwidth needs
   // the veth's ingress qdisc slot (clsact would hold it) and its root qdisc must see the
   // traffic (the map flags below).
-  const bool shapedIn = conf.bandwidth && conf.bandwidth->shapesIngress();
-  const bool shapedOut = conf.bandwidth && conf.bandwidth->shapesEgress();
   if (shapedIn || shapedOut) {
     SL_TRY(bpf::attachTcxIngress(hostIfindex, prog.get()));
     SL_TRY(bpf::attachTcxEgress(hostIfindex, egressProg.get()));

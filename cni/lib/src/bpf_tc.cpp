@@ -152,8 +152,10 @@ Result<uint32_t> tcIngressProgId(int ifindex) { return query(ifindex, BPF_TC_ING
 Status attachTcEgress(int ifindex, int progFd) { return attach(ifindex, progFd, BPF_TC_EGRESS); }
 Status detachTcEgress(int ifindex) { return detach(ifindex, BPF_TC_EGRESS); }
 Result<uint32_t> tcEgressProgId(int ifindex) { return query(ifindex, BPF_TC_EGRESS); }
+Status createClsact(int ifindex) {
+  return createClsact(ifindex, static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS));
+}
 Status attachTcPair(int ifindex, int ingressFd, int egressFd) {
-  SL_TRY(createClsact(ifindex, static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS)));
   SL_TRY(attachFilter(ifindex, ingressFd, BPF_TC_INGRESS));
   return attachFilter(ifindex, egressFd, BPF_TC_EGRESS);
 }

@@ -29,9 +29,13 @@ Result<uint32_t> tcIngressProgId(int ifindex);
 Status attachTcEgress(int ifindex, int progFd);
 Status detachTcEgress(int ifindex);
 Result<uint32_t> tcEgressProgId(int ifindex);
-// Both programs of a new interface (one without TCX programs) at its clsact slots: the qdisc
-// created once for both directions (per direction, the second creation is refused with
-// EEXIST and libbpf logs the kernel's "Exclusivity flag on").
+// For a new interface: its clsact qdisc, for both directions at once (created per direction,
+// the second creation is refused with EEXIST and libbpf logs "Exclusivity flag on"). The
+// first filter of each direction waits for an RCU grace period since the qdisc's creation
+// (mini_qdisc_pair_swap: an expedited one if none has passed), so the earlier it is created
+// the likelier that costs nothing.
+Status createClsact(int ifindex);
+// Both programs of that new interface at its clsact slots (createClsact first).
 Status attachTcPair(int ifindex, int ingressFd, int egressFd);
 // Attaches progFd through TCX (no qdisc), replacing a Sluice program already there; fails
 // with ENOTSUP-like errors on kernels without TCX.
