@@ -7,6 +7,7 @@
 // MAC without asking, and to_overlay sets the tunnel key.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,9 +18,21 @@ namespace sluice::agent {
 
 // rtm_protocol of every route the agent owns ("ip route ... proto 83").
 inline constexpr int kRouteProtocol = 83;
+inline constexpr int kMainTable = 254;  // RT_TABLE_MAIN
+
+// VXLAN mode: traffic from this node's pods that the stack forwards (a pod whose egress a
+// chained bandwidth plugin shapes) takes the other nodes' addresses through sluice_vxlan, as
+// from_pod's own node-address routes do, and not the underlay: their replies come back through
+// the tunnel, and strict rp_filter on either node wants both directions on one device. The
+// routes ("<node IP>/32 dev sluice_vxlan") live in this table, looked up by one rule
+// "from <IPv4 pod CIDR> lookup 83" at this priority (before main's 32766). The rule also gives
+// this node's own rp_filter the same answer for such replies when the stack takes them in.
+inline constexpr int kPodSourceTable = 83;
+inline constexpr int kPodSourceRulePriority = 30083;
 
 struct KernelRoute {
   net::Cidr dst;       // network address
+  int table = kMainTable;
   int ifindex = 0;
   net::IpAddr gateway; // invalid: scope link, no gateway
   net::IpAddr prefSrc; // invalid: none
@@ -34,12 +47,16 @@ struct SyncCounts {
   int unchanged = 0;
 };
 
-// The IPv4 and IPv6 routes of protocol kRouteProtocol in the main table.
+// The IPv4 and IPv6 routes of protocol kRouteProtocol in the main table and kPodSourceTable.
 Result<std::vector<KernelRoute>> listOwnedRoutes();
 
-// Makes the owned routes exactly `desired` (both families): missing ones added, differing ones
-// replaced in place (NLM_F_REPLACE: no window without a route), others removed. Routes that
-// already match are not touched.
+// Makes the owned routes exactly `desired` (both families, both tables): missing ones added,
+// differing ones replaced in place (NLM_F_REPLACE: no window without a route), others removed.
+// Routes that already match are not touched.
 Result<SyncCounts> syncKernelRoutes(const std::vector<KernelRoute>& desired);
+
+// Makes "from <podCidr> lookup kPodSourceTable" the only rule for that table (IPv4), or removes
+// every one when podCidr is nullopt. Returns whether anything changed.
+Result<bool> syncPodSourceRule(const std::optional<net::Cidr>& podCidr);
 
 }  // namespace sluice::agent
