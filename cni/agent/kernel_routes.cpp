@@ -151,9 +151,9 @@ Result<bool> syncPodSourceRule(const std::optional<net::Cidr>& podCidr) {
   nl_cache* raw = nullptr;
   if (int err = rtnl_rule_alloc_cache(sock.get(), AF_INET, &raw); err < 0) return nl::error(err, "dump rules");
   nl::Cache cache(raw);
-  const std::string want = podCidr ? "from " + podCidr->network().str() + " lookup " +
-                                         std::to_string(kPodSourceTable)
-                                   : std::string();
+  const std::string want =
+      podCidr ? fmt::format("from {} fwmark {:#x} lookup {}", podCidr->network().str(), kPodToNodeMark, kPodSourceTable)
+              : std::string();
   bool have = false, changed = false;
   for (nl_object* o = nl_cache_get_first(cache.get()); o != nullptr; o = nl_cache_get_next(o)) {
     auto* rule = reinterpret_cast<rtnl_rule*>(o);
@@ -161,7 +161,8 @@ Result<bool> syncPodSourceRule(const std::optional<net::Cidr>& podCidr) {
     const nl_addr* src = rtnl_rule_get_src(rule);
     const net::Cidr from(nl::fromNl(src), src ? static_cast<int>(nl_addr_get_prefixlen(src)) : 0);
     if (podCidr && !have && src && from == podCidr->network() &&
-        rtnl_rule_get_prio(rule) == static_cast<uint32_t>(kPodSourceRulePriority)) {
+        rtnl_rule_get_prio(rule) == static_cast<uint32_t>(kPodSourceRulePriority) &&
+        rtnl_rule_get_mark(rule) == kPodToNodeMark && rtnl_rule_get_mask(rule) == kPodToNodeMark) {
       have = true;
       continue;
     }
@@ -179,6 +180,8 @@ Result<bool> syncPodSourceRule(const std::optional<net::Cidr>& podCidr) {
     rtnl_rule_set_table(rule.get(), static_cast<uint32_t>(kPodSourceTable));
     rtnl_rule_set_action(rule.get(), FR_ACT_TO_TBL);
     rtnl_rule_set_protocol(rule.get(), kRouteProtocol);
+    rtnl_rule_set_mark(rule.get(), kPodToNodeMark);
+    rtnl_rule_set_mask(rule.get(), kPodToNodeMark);
     auto src = nl::toNl(*podCidr);
     if (int err = rtnl_rule_set_src(rule.get(), src.get()); err < 0) return nl::error(err, "rule src");
     if (int err = rtnl_rule_add(sock.get(), rule.get(), NLM_F_CREATE); err < 0)

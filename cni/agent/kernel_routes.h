@@ -7,6 +7,7 @@
 // MAC without asking, and to_overlay sets the tunnel key.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,15 +21,18 @@ namespace sluice::agent {
 inline constexpr int kRouteProtocol = 83;
 inline constexpr int kMainTable = 254;  // RT_TABLE_MAIN
 
-// VXLAN mode: traffic from this node's pods that the stack forwards (a pod whose egress a
-// chained bandwidth plugin shapes) takes the other nodes' addresses through sluice_vxlan, as
-// from_pod's own node-address routes do, and not the underlay: their replies come back through
-// the tunnel, and strict rp_filter on either node wants both directions on one device. The
-// routes ("<node IP>/32 dev sluice_vxlan") live in this table, looked up by one rule
-// "from <IPv4 pod CIDR> lookup 83" at this priority (before main's 32766). The rule also gives
-// this node's own rp_filter the same answer for such replies when the stack takes them in.
+// VXLAN mode: flows this node's pods start towards other nodes, when the stack forwards them (a
+// pod whose egress a chained bandwidth plugin shapes), go through sluice_vxlan as from_pod's own
+// node-address routes send them, and not over the underlay: the replies come back through the
+// tunnel, and strict rp_filter on either node wants both directions on one device. The routes
+// ("<node IP>/32 dev sluice_vxlan") live in this table, looked up by one rule
+// "from <IPv4 pod CIDR> fwmark kPodToNodeMark lookup 83" at this priority (before main's 32766).
+// The mark is set by the agent's nft table (masquerade.h) on such flows' original direction
+// only: a pod's reply in a flow a node started (NodePort, hostPort) leaves on the underlay,
+// the way it came in.
 inline constexpr int kPodSourceTable = 83;
 inline constexpr int kPodSourceRulePriority = 30083;
+inline constexpr uint32_t kPodToNodeMark = 0x10000000;
 
 struct KernelRoute {
   net::Cidr dst;       // network address
@@ -55,8 +59,8 @@ Result<std::vector<KernelRoute>> listOwnedRoutes();
 // Routes that already match are not touched.
 Result<SyncCounts> syncKernelRoutes(const std::vector<KernelRoute>& desired);
 
-// Makes "from <podCidr> lookup kPodSourceTable" the only rule for that table (IPv4), or removes
-// every one when podCidr is nullopt. Returns whether anything changed.
+// Makes "from <podCidr> fwmark kPodToNodeMark lookup kPodSourceTable" the only rule for that
+// table (IPv4), or removes every one when podCidr is nullopt. Returns whether anything changed.
 Result<bool> syncPodSourceRule(const std::optional<net::Cidr>& podCidr);
 
 }  // namespace sluice::agent

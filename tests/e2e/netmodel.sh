@@ -16,8 +16,8 @@
 #    through the whole chain;
 #  - a pod shaped by bandwidth (its traffic goes through the stack, not from_pod's fast path)
 #    reaches the other nodes' own addresses and is reached by them under strict rp_filter: the
-#    agent's rule sends what the stack forwards from local pods to a node address through
-#    sluice_vxlan, the way the replies come back (vxlan mode);
+#    agent marks the flows local pods start towards nodes and routes them through sluice_vxlan,
+#    the way the replies come back (vxlan mode);
 #  - IPv6 (dual stack): pods reach the outside world over IPv6 masqueraded to their node's
 #    underlay IPv6 address (nft table ip6 sluice), pod <-> pod and pod <-> node keep the pod's
 #    IPv6 address, a 65000-byte UDP datagram crosses nodes in IPv6 fragments, "packet too big"
@@ -176,6 +176,14 @@ frag_needed6() {
   ip -n "$(nns "$1")" link set "$veth" mtu "$(conflist_mtu "$1")"
   ip -n "$pod" -6 route flush cache
   return "$rc"
+}
+
+# stop_agent <node>: SIGTERM to the node's agent, and its exit awaited (the datapath stays).
+stop_agent() {
+  local pid
+  pid=$(cat "$CROOT/n$1/agent.pid")
+  kill -TERM "$pid"
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 }
 
 rp_filter_strict() {
@@ -356,11 +364,22 @@ if ipv6_cluster; then
     answer_is "node-1 $(pod_ip6 2 "${bw_name##*-}")" "$bw_ns" "$(node_ip6 1)" 7011
 fi
 if ! native_mode; then
-  check "node-2: one rule sends what the stack forwards from its pods to node addresses to table 83" \
-    test "$(ip -n "$(nns 2)" rule show table 83)" = "30083:"$'\t'"from 10.244.2.0/24 lookup 83 proto 83"
+  check "node-2: one rule sends the flows its pods start towards nodes (marked) to table 83" \
+    test "$(ip -n "$(nns 2)" rule show table 83)" = \
+    "30083:"$'\t'"from 10.244.2.0/24 fwmark 0x10000000/0x10000000 lookup 83 proto 83"
   check "node-2: ... where the other nodes' addresses lead through sluice_vxlan" bash -c \
     "ip -n $(nns 2) route show table 83 | grep -q '^198.18.0.1 dev sluice_vxlan proto 83' &&
      ip -n $(nns 2) route show table 83 | grep -q '^198.18.0.3 dev sluice_vxlan proto 83'"
+  # The control: without the rule (and node-2's agent stopped, which would put it back within a
+  # second) the shaped pod's packets to node-1 leave node-2 on the underlay, and node-1's strict
+  # rp_filter drops them: its route to node-2's pods is the tunnel.
+  stop_agent 2
+  ip -n "$(nns 2)" rule del table 83
+  check "control: without the rule, $bw_name gets no answer from node-1 (strict rp_filter)" \
+    test -z "$(ask "$bw_ns" "$(node_ip 1)" 7001)"
+  check "node-2: the agent started again" bash "$CLUSTER" restart-agent 2
+  check "... puts the rule back" bash -c "ip -n $(nns 2) rule show table 83 | grep -q 'from 10.244.2.0/24'"
+  check "... and $bw_name reaches node-1 again" answer_is "node-1 $bw_ip" "$bw_ns" "$(node_ip 1)" 7001
 fi
 # iperf3 <client-ns> <server-ns> <server-ip> [-R]: Mbit/s the receiver saw over 3 s.
 iperf() {
@@ -433,9 +452,7 @@ if native_mode; then
   native_ids=$(agent_cli status 3 -o json | python3 -c 'import json,sys; a = json.load(sys.stdin)["underlayAttached"]; print(a["ingress"], a["egress"])')
   check "node-3's underlay runs sl_from_native/sl_to_native (ids $native_ids)" bash -c "[[ '$native_ids' =~ ^[1-9][0-9]*\ [1-9][0-9]*$ ]]"
 fi
-pid=$(cat "$CROOT/n3/agent.pid")
-kill -TERM "$pid"
-for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+stop_agent 3
 check "uninstall on node-3" uninstall3
 check "... conflist gone" test ! -e "$CROOT/n3/net.d/10-sluice.conflist"
 check "... nft tables ip and ip6 sluice gone" bash -c "! ip netns exec $(nns 3) nft list table ip sluice >/dev/null 2>&1 && ! ip netns exec $(nns 3) nft list table ip6 sluice >/dev/null 2>&1"

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The agent's kernel routes and its policy rule against the real kernel (the test's own network
 // namespace): native routing's IPv6 route via another node's IPv6 address on the underlay, and
-// vxlan mode's "from <pod CIDR> lookup 83" rule with the node-address routes of table 83, which
-// the stack then uses for what it forwards from local pods, and nothing else.
+// vxlan mode's "from <pod CIDR> fwmark 0x10000000 lookup 83" rule with the node-address routes
+// of table 83, which the stack then uses for the flows local pods start (marked), and nothing
+// else.
 #include <gtest/gtest.h>
 #include <net/if.h>
 
@@ -38,8 +39,8 @@ class KernelRoutesTest : public ::testing::Test {
     sh("ip link add sltrt0 type veth peer name sltrt1");
     sh("ip addr add 198.18.0.1/24 dev sltrt0 && ip addr add fd00:198:18::1/64 dev sltrt0 nodad");
     sh("ip link set sltrt0 up && ip link set sltrt1 up");
-    sh("ip link add sltov0 type dummy && ip link set sltov0 up");
-    sh("ip link add sltpd0 type dummy && ip link set sltpd0 up");
+    sh("ip link add sltov0 type veth peer name sltov1 && ip link set sltov0 up && ip link set sltov1 up");
+    sh("ip link add sltpd0 type veth peer name sltpd1 && ip link set sltpd0 up && ip link set sltpd1 up");
     sh("sysctl -qw net.ipv4.ip_forward=1");
     underlay_ = static_cast<int>(if_nametoindex("sltrt0"));
     overlay_ = static_cast<int>(if_nametoindex("sltov0"));
@@ -92,14 +93,16 @@ TEST_F(KernelRoutesTest, ThePodSourceRuleSendsForwardedPodTrafficToNodesThroughT
   auto added = syncPodSourceRule(cidr("10.244.1.0/24"));
   ASSERT_TRUE(added.ok()) << added.error().describe();
   EXPECT_TRUE(*added);
-  EXPECT_EQ(out("ip rule show table 83"), "30083:\tfrom 10.244.1.0/24 lookup 83 proto 83\n");
+  EXPECT_EQ(out("ip rule show table 83"), "30083:\tfrom 10.244.1.0/24 fwmark 0x10000000/0x10000000 lookup 83 proto 83\n");
 
-  // what a local pod sends through the stack to node-2: the overlay; node-2's own traffic and
-  // anyone else's: the underlay, as before
-  EXPECT_NE(out("ip route get 198.18.0.2 from 10.244.1.5 iif sltpd0").find("dev sltov0"), std::string::npos)
-      << out("ip route get 198.18.0.2 from 10.244.1.5 iif sltpd0");
+  // a flow a local pod starts towards node-2 (marked): the overlay; a pod's reply in a flow a
+  // node started (unmarked), node-2's own traffic and anyone else's: the underlay, as before
+  const std::string fromPod = "ip route get 198.18.0.2 from 10.244.1.5 iif sltpd0";
+  EXPECT_NE(out(fromPod + " mark 0x10000000").find("dev sltov0"), std::string::npos) << out(fromPod + " mark 0x10000000");
+  EXPECT_NE(out(fromPod).find("dev sltrt0"), std::string::npos) << out(fromPod);
   EXPECT_NE(out("ip route get 198.18.0.2").find("dev sltrt0"), std::string::npos) << out("ip route get 198.18.0.2");
-  EXPECT_NE(out("ip route get 198.18.0.254 from 10.244.1.5 iif sltpd0").find("dev sltrt0"), std::string::npos)
+  EXPECT_NE(out("ip route get 198.18.0.254 from 10.244.1.5 iif sltpd0 mark 0x10000000").find("dev sltrt0"),
+            std::string::npos)
       << "not a node: main table, the underlay (masquerade's way out)";
 
   auto same = syncPodSourceRule(cidr("10.244.1.0/24"));
@@ -108,7 +111,7 @@ TEST_F(KernelRoutesTest, ThePodSourceRuleSendsForwardedPodTrafficToNodesThroughT
   auto moved = syncPodSourceRule(cidr("10.244.9.0/24"));
   ASSERT_TRUE(moved.ok());
   EXPECT_TRUE(*moved);
-  EXPECT_EQ(out("ip rule show table 83"), "30083:\tfrom 10.244.9.0/24 lookup 83 proto 83\n")
+  EXPECT_EQ(out("ip rule show table 83"), "30083:\tfrom 10.244.9.0/24 fwmark 0x10000000/0x10000000 lookup 83 proto 83\n")
       << "a new pod CIDR replaces the old one's rule";
   auto none = syncPodSourceRule(std::nullopt);
   ASSERT_TRUE(none.ok());
