@@ -21,15 +21,15 @@ namespace sluice::agent {
 inline constexpr int kRouteProtocol = 83;
 inline constexpr int kMainTable = 254;  // RT_TABLE_MAIN
 
-// VXLAN mode: flows this node's pods start towards other nodes, when the stack forwards them (a
-// pod whose egress a chained bandwidth plugin shapes), go through sluice_vxlan as from_pod's own
-// node-address routes send them, and not over the underlay: the replies come back through the
-// tunnel, and strict rp_filter on either node wants both directions on one device. The routes
-// ("<node IP>/32 dev sluice_vxlan") live in this table, looked up by one rule
-// "from <IPv4 pod CIDR> fwmark kPodToNodeMark lookup 83" at this priority (before main's 32766).
-// The mark is set by the agent's nft table (masquerade.h) on such flows' original direction
-// only: a pod's reply in a flow a node started (NodePort, hostPort) leaves on the underlay,
-// the way it came in.
+// VXLAN mode: what the stack forwards from this node's pods to other nodes (a pod whose egress
+// a chained bandwidth plugin shapes) goes through sluice_vxlan as from_pod's own node-address
+// routes send it, and not over the underlay: the replies come back through the tunnel (and
+// what it answers came in that way), and strict rp_filter on either node wants both directions
+// on one device. The routes ("<node IP>/32 dev sluice_vxlan") live in this table, looked up by
+// one rule "from <IPv4 pod CIDR> fwmark kPodToNodeMark lookup 83" at this priority (before
+// main's 32766). The agent's nft table (masquerade.h) sets the mark, but not on a pod's replies
+// in flows this node DNATed (a node's client at a NodePort or hostPort, which came in on the
+// underlay): those leave the way they came.
 inline constexpr int kPodSourceTable = 83;
 inline constexpr int kPodSourceRulePriority = 30083;
 inline constexpr uint32_t kPodToNodeMark = 0x10000000;

@@ -153,12 +153,14 @@ std::string masqueradeRuleset(const net::Cidr& clusterCidr, const std::string& o
        " masquerade\n"
        "  }\n";
   if (family == 4 && !overlayDev.empty()) {
-    // vxlan mode: what the stack forwards from pods to a node starts its flow here (a reply of
-    // a flow a node started, a NodePort's, must not: it leaves on the underlay as it came in)
-    // and takes the pod-source rule's route through the overlay (kernel_routes.h).
+    // vxlan mode: what the stack forwards from pods to a node takes the pod-source rule's route
+    // through the overlay (kernel_routes.h), but for pods' replies in flows this node DNATed
+    // (a node's client at a NodePort or hostPort came in on the underlay: back out there). A
+    // reply to what the overlay brought in by redirect is untracked here: it goes back that way.
     s += "  chain podtonode {\n"
          "    type filter hook prerouting priority mangle; policy accept;\n"
-         "    ip saddr " + c + " ip daddr @nodes ct direction original meta mark set mark or " +
+         "    ct status dnat return\n"
+         "    ip saddr " + c + " ip daddr @nodes meta mark set mark or " +
          fmt::format("{:#010x}", kPodToNodeMark) + "\n"
          "  }\n";
   }

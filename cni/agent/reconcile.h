@@ -23,7 +23,8 @@ struct RemoteRoute {
   net::IpAddr nodeIp6{};
   // The remote node's own address as a /32 (podCidr == nodeIp/32): pods reach other nodes
   // through the overlay with their own source address, so the remote node's reverse path
-  // (strict rp_filter) agrees. No kernel route: the node itself is on the underlay.
+  // (strict rp_filter) agrees. No main-table route: the node itself is on the underlay (vxlan
+  // mode: a kPodSourceTable route for what the stack forwards from local pods).
   bool nodeAddress = false;
 };
 

@@ -85,13 +85,14 @@ TEST(Masquerade, EveryNodeAddressIsExemptAndTheTableIsReplacedInOneGo) {
   EXPECT_EQ(noNodes.find("oifname"), std::string::npos) << "native mode has no overlay device";
 }
 
-TEST(Masquerade, VxlanModeMarksTheFlowsPodsStartTowardsNodes) {
+TEST(Masquerade, VxlanModeMarksPodTrafficTowardsNodesButDnatReplies) {
   const std::vector<net::IpAddr> nodes{ip("198.18.0.1"), ip("198.18.0.2")};
   std::string r = masqueradeRuleset(cidr("10.244.0.0/16"), "sluice_vxlan", nodes);
   EXPECT_NE(r.find("  chain podtonode {\n    type filter hook prerouting priority mangle; policy accept;\n"
-                   "    ip saddr 10.244.0.0/16 ip daddr @nodes ct direction original meta mark set mark or 0x10000000\n"),
+                   "    ct status dnat return\n"
+                   "    ip saddr 10.244.0.0/16 ip daddr @nodes meta mark set mark or 0x10000000\n"),
             std::string::npos)
-      << "original direction only: replies in flows nodes started leave as they came\n" << r;
+      << "replies in flows this node DNATed (NodePort, hostPort) leave as they came\n" << r;
   EXPECT_EQ(masqueradeRuleset(cidr("10.244.0.0/16"), "", nodes).find("podtonode"), std::string::npos)
       << "native mode: one device both ways, nothing to steer";
   EXPECT_EQ(masqueradeRuleset(cidr("fd00:10:244::/48"), "sluice_vxlan", nodes).find("podtonode"), std::string::npos)

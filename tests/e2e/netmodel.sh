@@ -16,8 +16,9 @@
 #    through the whole chain;
 #  - a pod shaped by bandwidth (its traffic goes through the stack, not from_pod's fast path)
 #    reaches the other nodes' own addresses and is reached by them under strict rp_filter: the
-#    agent marks the flows local pods start towards nodes and routes them through sluice_vxlan,
-#    the way the replies come back (vxlan mode);
+#    agent marks what the stack forwards from local pods to nodes (but replies in flows it
+#    DNATed: NodePort, hostPort) and routes it through sluice_vxlan, the way the other direction
+#    comes (vxlan mode);
 #  - IPv6 (dual stack): pods reach the outside world over IPv6 masqueraded to their node's
 #    underlay IPv6 address (nft table ip6 sluice), pod <-> pod and pod <-> node keep the pod's
 #    IPv6 address, a 65000-byte UDP datagram crosses nodes in IPv6 fragments, "packet too big"
@@ -364,7 +365,7 @@ if ipv6_cluster; then
     answer_is "node-1 $(pod_ip6 2 "${bw_name##*-}")" "$bw_ns" "$(node_ip6 1)" 7011
 fi
 if ! native_mode; then
-  check "node-2: one rule sends the flows its pods start towards nodes (marked) to table 83" \
+  check "node-2: one rule sends what the stack forwards from its pods to nodes (marked) to table 83" \
     test "$(ip -n "$(nns 2)" rule show table 83)" = \
     "30083:"$'\t'"from 10.244.2.0/24 fwmark 0x10000000/0x10000000 lookup 83 proto 83"
   check "node-2: ... where the other nodes' addresses lead through sluice_vxlan" bash -c \
