@@ -533,6 +533,9 @@ if ipv6_cluster; then
     test "$(jq_py "$out" 'int(d["names"].get(E["LOCAL_NAME"], 0) > 0 and d["names"].get(E["REMOTE_NAME"], 0) > 0)')" -eq 1
   fp1=$(from_pods from_pods6)
   check "IPv6: no packet reached the client from a pod IPv6 address ($((fp1 - fp0)))" test "$fp1" -eq "$fp0"
+  ping_ok "$LOCAL_NS" "$(pod_ip6 1 1)" 2
+  check "control: the client does count a pod's IPv6 packets ($fp1 -> $(from_pods from_pods6))" \
+    test "$(from_pods from_pods6)" -gt "$fp1"
   out=$(ip netns exec "$(nns 1)" python3 "$CROOT/client.py" tcp 50 "$SVC6" 80)
   echo "  ip6tables host: $out" >&2
   check "IPv6: node-1's host reaches the Service (kube-proxy masquerade)" test "$(jq_py "$out" 'd["ok"]')" -eq 50
