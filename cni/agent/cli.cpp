@@ -238,7 +238,8 @@ int routes(const AgentOptions& o, std::ostream& out, std::ostream& err) {
     ordered_json e = {{"podCIDR", cidr.str()}, {"nodeIP", nodeIp.str()}, {"node", node}, {"flags", v.flags}};
     std::string shown = nodeIp.str();
     // native routing: an IPv6 pod CIDR's next hop, the node's IPv6 address
-    if (v.node_ip4 != 0 && std::any_of(std::begin(v.node_ip6), std::end(v.node_ip6), [](uint32_t w) { return w != 0; })) {
+    const bool hasIp6 = std::any_of(std::begin(v.node_ip6), std::end(v.node_ip6), [](uint32_t w) { return w != 0; });
+    if (v.node_ip4 != 0 && hasIp6) {
       const auto ip6 = net::IpAddr::fromBytes(6, reinterpret_cast<const uint8_t*>(v.node_ip6));
       e["nodeIP6"] = ip6.str();
       shown += "," + ip6.str();

@@ -40,7 +40,8 @@ Result<NodeInfo> parseNode(const json& j, size_t index) {
   if (auto ip6 = j.find("internalIP6"); ip6 != j.end() && !ip6->is_null()) {
     if (!ip6->is_string()) return invalid(where + ".internalIP6 must be a string");
     auto parsed = net::IpAddr::parse(ip6->get<std::string>());
-    if (!parsed || !parsed->isV6()) return invalid(where + ".internalIP6: not an IPv6 address: " + ip6->get<std::string>());
+    if (!parsed || !parsed->isV6())
+      return invalid(where + ".internalIP6: not an IPv6 address: " + ip6->get<std::string>());
     n.internalIP6 = *parsed;
   }
   if (auto cidrs = j.find("podCIDRs"); cidrs != j.end() && !cidrs->is_null()) {
