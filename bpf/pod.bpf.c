@@ -91,8 +91,8 @@ static __always_inline int sl_forward_remote(struct __sk_buff *skb, struct sl_pk
 		if (!cfg->underlay_ifindex)
 			return sl_to_stack(skb);
 		if (p->ip6) {
-			/* The kernel resolves an IPv6 packet's next hop only as an IPv6 neighbour: over
-			 * an IPv4-only underlay the stack's route (via inet) takes it instead. */
+			/* The kernel resolves an IPv6 packet's next hop only as an IPv6 neighbour: the
+			 * owner's IPv6 InternalIP, which the agent sets; without it, the stack's. */
 			if (!sl_ip6_nonzero(rt->node_ip6))
 				return sl_to_stack(skb);
 			nh.nh_family = 10; /* AF_INET6 */

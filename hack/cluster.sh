@@ -27,13 +27,15 @@
 # add-pod passes runtimeConfig to the chain like a runtime: portMappings for --host-port (the
 # portmap plugin), bandwidth ingress+egress RATE bits/s (k/M/G suffixes) for --bandwidth.
 #
-# Dual stack is on unless up --ipv4-only: node i also gets the IPv6 pod CIDR fd00:10:244:<i>::/64
-# out of the cluster's fd00:10:244::/48 (unique local addresses, RFC 4193, the IPv6 counterpart
-# of 10.244.0.0/16; the agents get --cluster-cidr 10.244.0.0/16,fd00:10:244::/48), so every pod
-# has an IPv4 and an IPv6 address (status -o json: "ip6"; pods6.tsv). The tunnel stays IPv4
-# (nodes' InternalIPs). For IPv6 towards the outside world the underlay also carries
-# fd00:198:18::<i>/64 on the nodes and fd00:198:18::254 in the outside namespace; the agents
-# masquerade pod IPv6 leaving fd00:10:244::/48 there (nft table ip6 sluice).
+# Dual stack is on unless up --ipv4-only (both modes): node i also gets the IPv6 pod CIDR
+# fd00:10:244:<i>::/64 out of the cluster's fd00:10:244::/48 (unique local addresses, RFC 4193,
+# the IPv6 counterpart of 10.244.0.0/16; the agents get --cluster-cidr
+# 10.244.0.0/16,fd00:10:244::/48), so every pod has an IPv4 and an IPv6 address (status -o json:
+# "ip6"; pods6.tsv). The underlay carries fd00:198:18::<i>/64 on the nodes (their IPv6
+# InternalIPs: "internalIP6" in the nodes file) and fd00:198:18::254 in the outside namespace.
+# VXLAN mode tunnels IPv6 pod traffic over the IPv4 underlay (node addresses 198.18.0.<i>);
+# native mode routes it over the underlay's IPv6, via the other nodes' IPv6 addresses. The
+# agents masquerade pod IPv6 leaving fd00:10:244::/48 (nft table ip6 sluice).
 #
 # Nodes are network namespaces joined by a bridge in an "underlay" namespace (addresses from
 # the benchmarking range 198.18.0.0/15), each with its own bpffs mounted outside /sys, its own
@@ -86,11 +88,11 @@ ipv6_on() { [[ $(cluster_opt ipv6) == 1 ]]; }
 
 write_nodes_file() {
   local n=$1 i entries=()
-  local cidrs
+  local cidrs ip6
   for ((i = 1; i <= n; i++)); do
-    cidrs="\"$POD_CIDR_BASE.$i.0/24\""
-    ipv6_on && cidrs+=", \"$POD6_CIDR_BASE:$i::/64\""
-    entries+=("{\"name\": \"node-$i\", \"internalIP\": \"$NODE_NET.$i\", \"podCIDRs\": [$cidrs]}")
+    cidrs="\"$POD_CIDR_BASE.$i.0/24\"" ip6=
+    ipv6_on && cidrs+=", \"$POD6_CIDR_BASE:$i::/64\"" ip6=", \"internalIP6\": \"$NODE_NET6::$i\""
+    entries+=("{\"name\": \"node-$i\", \"internalIP\": \"$NODE_NET.$i\"$ip6, \"podCIDRs\": [$cidrs]}")
   done
   local IFS=,
   printf '{"nodes": [%s]}\n' "${entries[*]}" >"$ROOT/nodes.json.tmp"
@@ -289,9 +291,8 @@ cmd_del_pod() {
 }
 
 cmd_up() {
-  # Dual stack unless --ipv4-only; not with native routing either, which has no IPv6 next hop
-  # on this IPv4 underlay.
-  local nodes=3 ppn=2 mtu=1500 rpf=${SLUICE_RP_FILTER:-} chain='' mode=${SLUICE_MODE:-vxlan} ipv6=''
+  # Dual stack unless --ipv4-only.
+  local nodes=3 ppn=2 mtu=1500 rpf=${SLUICE_RP_FILTER:-} chain='' mode=${SLUICE_MODE:-vxlan} ipv6=1
   while (($#)); do
     case $1 in
       --nodes) nodes=$2; shift 2 ;;
@@ -316,10 +317,6 @@ cmd_up() {
     *) die "--rp-filter must be off, strict or loose (got '$rpf')" ;;
   esac
   [[ $mode == vxlan || $mode == native ]] || die "--mode must be vxlan or native (got '$mode')"
-  if [[ -z $ipv6 ]]; then
-    ipv6=1
-    [[ $mode == native ]] && ipv6=0
-  fi
   [[ -z $chain || $chain =~ ^[a-z0-9_-]+(,[a-z0-9_-]+)*$ ]] || die "--chain: comma-separated plugin types"
   [[ -x $BIN/sluice && -x $BIN/sluice-agent ]] || die "no binaries in $BIN: build first (cmake -S . -B build && cmake --build build)"
   [[ -e $ROOT ]] && die "cluster '$P' exists: hack/cluster.sh down first"
@@ -384,14 +381,15 @@ cmd_status() {
   local json=0
   [[ ${1:-} == -o && ${2:-} == json ]] && json=1
   if ((json)); then
-    python3 - "$ROOT" "$P" "$NODE_NET" "$POD_CIDR_BASE" "$(cluster_opt mode)" "$(ipv6_on && echo "$POD6_CIDR_BASE")" <<'PY'
+    python3 - "$ROOT" "$P" "$NODE_NET" "$POD_CIDR_BASE" "$(cluster_opt mode)" "$(ipv6_on && echo "$POD6_CIDR_BASE")" "$NODE_NET6" <<'PY'
 import json, os, sys
-root, p, node_net, pod_base, mode, pod6_base = sys.argv[1:7]
+root, p, node_net, pod_base, mode, pod6_base, node_net6 = sys.argv[1:8]
 n = int(open(f"{root}/nodes").read())
 nodes = [{"name": f"node-{i}", "netns": f"{p}-n{i}", "ip": f"{node_net}.{i}", "podCIDR": f"{pod_base}.{i}.0/24"}
          for i in range(1, n + 1)]
 if pod6_base:
     for i, node in enumerate(nodes, 1):
+        node["ip6"] = f"{node_net6}::{i}"
         node["podCIDR6"] = f"{pod6_base}:{i}::/64"
 ip6 = {}
 if os.path.exists(f"{root}/pods6.tsv"):

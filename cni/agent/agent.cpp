@@ -144,7 +144,8 @@ void Agent::workLoop(std::stop_token stop) {
 void Agent::applySnapshot(const std::vector<NodeInfo>& nodes) {
   nodes_ = nodes;
   nodeCount_ = static_cast<int64_t>(nodes.size());
-  plan_ = planFor(nodes, opts_.nodeName);
+  plan_ = planFor(nodes, opts_.nodeName, opts_.mode == DatapathMode::kNative);
+  unroutable_ = plan_.unroutable;
   for (const auto& p : plan_.problems) spdlog::warn("nodes: {}", p);
   spdlog::info("node snapshot: {} nodes, {} remote pod CIDRs", nodes.size(), plan_.remote.size());
   auto st = reconcile();
@@ -177,20 +178,21 @@ Status Agent::reconcile() {
   ko.mtu = ko.native ? 0 : net_->podMtu;
   ko.nodeIp = net_->nodeIp;
   // Dual stack: IPv6 forwarding, and (vxlan mode) this node's IPv6 address on sluice_vxlan,
-  // before the routes that prefer it as their source.
+  // before the routes that prefer it as their source. Native routing uses the node's own IPv6
+  // InternalIP on the underlay instead.
   const auto podCidr6 = ipv6PodCidrFor(self);
   std::optional<net::IpAddr> nodeIp6;
   if (podCidr6) {
     SL_TRY(applyIpv6Sysctls());
     if (!ko.native) nodeIp6 = nodeIp6Of(*podCidr6);
-    else if (!warnedNativeIpv6_.exchange(true))
-      spdlog::warn("IPv6 pod CIDR {}: native routing has no IPv6 next hop on the IPv4 underlay; "
-                   "pods get IPv6 addresses but no IPv6 routes to other nodes", podCidr6->str());
   }
   if (!ko.native) SL_TRY(ensureOverlayIp6(net_->overlayIfindex, nodeIp6));
   if (nodeIp6) ko.nodeIp6 = *nodeIp6;
   auto routeCounts = syncKernelRoutes(kernelRoutesFor(plan_.remote, ko));
   if (!routeCounts.ok()) return std::move(routeCounts).error();
+  std::optional<net::Cidr> podSource;
+  if (auto c = podCidrFor(self); c && c->addr().isV4() && !ko.native) podSource = c->network();
+  SL_TRY(syncPodSourceRule(podSource));
   SL_TRY(masquerade_.ensure(opts_.clusterCidrs, ko.native ? std::string() : std::string(kVxlanName),
                             plan_.nodeIps));
 
@@ -289,6 +291,7 @@ HttpResponse Agent::handleHttp(const std::string& method, const std::string& pat
     }
     m.nodes = nodeCount_;
     m.reconcileErrors = reconcileErrors_;
+    m.unroutablePodCidrs = unroutable_;
     m.gcRemoved = gcRemoved_;
     m.gcReleased = gcReleased_;
     m.ready = datapathLoaded_ && conflistWritten_;

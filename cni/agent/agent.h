@@ -59,7 +59,6 @@ class Agent {
   Masquerade masquerade_;
   bool needResync_ = false;
   bool upgraded_ = false;
-  std::atomic<bool> warnedNativeIpv6_{false};
 
   std::atomic<bool> datapathLoaded_{false};
   std::atomic<bool> conflistWritten_{false};
@@ -67,6 +66,7 @@ class Agent {
   std::atomic<uint64_t> gcRemoved_{0};
   std::atomic<uint64_t> gcReleased_{0};
   std::atomic<int64_t> nodeCount_{0};
+  std::atomic<int64_t> unroutable_{0};
 };
 
 }  // namespace sluice::agent

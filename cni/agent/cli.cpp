@@ -235,8 +235,17 @@ int routes(const AgentOptions& o, std::ostream& out, std::ostream& err) {
                                          : net::IpAddr::fromBytes(6, reinterpret_cast<const uint8_t*>(v.node_ip6));
     auto it = nodeByIp.find(nodeIp);
     std::string node = it == nodeByIp.end() ? "-" : it->second;
-    arr.push_back({{"podCIDR", cidr.str()}, {"nodeIP", nodeIp.str()}, {"node", node}, {"flags", v.flags}});
-    t.add({cidr.str(), nodeIp.str(), node});
+    ordered_json e = {{"podCIDR", cidr.str()}, {"nodeIP", nodeIp.str()}, {"node", node}, {"flags", v.flags}};
+    std::string shown = nodeIp.str();
+    // native routing: an IPv6 pod CIDR's next hop, the node's IPv6 address
+    const bool hasIp6 = std::any_of(std::begin(v.node_ip6), std::end(v.node_ip6), [](uint32_t w) { return w != 0; });
+    if (v.node_ip4 != 0 && hasIp6) {
+      const auto ip6 = net::IpAddr::fromBytes(6, reinterpret_cast<const uint8_t*>(v.node_ip6));
+      e["nodeIP6"] = ip6.str();
+      shown += "," + ip6.str();
+    }
+    arr.push_back(e);
+    t.add({cidr.str(), shown, node});
   }
   if (o.json) out << ordered_json{{"routes", arr}}.dump(2) << "\n";
   else t.print(out);
@@ -257,8 +266,13 @@ int nodes(const AgentOptions& o, std::ostream& out, std::ostream& err) {
     }
     bool self = n.name == st->nodeName;
     std::string ip = n.internalIP.valid() ? n.internalIP.str() : "-";
-    arr.push_back({{"name", n.name}, {"internalIP", ip}, {"podCIDRs", jc}, {"self", self}});
-    t.add({n.name, ip, cidrs.empty() ? "-" : cidrs, self ? "(this node)" : ""});
+    ordered_json e = {{"name", n.name}, {"internalIP", ip}};
+    if (n.internalIP6.valid()) e["internalIP6"] = n.internalIP6.str();
+    e["podCIDRs"] = jc;
+    e["self"] = self;
+    arr.push_back(e);
+    t.add({n.name, n.internalIP6.valid() ? ip + "," + n.internalIP6.str() : ip, cidrs.empty() ? "-" : cidrs,
+           self ? "(this node)" : ""});
   }
   if (o.json) out << ordered_json{{"nodes", arr}}.dump(2) << "\n";
   else t.print(out);

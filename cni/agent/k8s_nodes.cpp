@@ -64,8 +64,12 @@ Result<NodeInfo> nodeInfoFromJson(const json& node) {
       }
     }
   }
-  if (v4) info.internalIP = *v4;
-  else if (v6) info.internalIP = *v6;
+  if (v4) {
+    info.internalIP = *v4;
+    if (v6) info.internalIP6 = *v6;
+  } else if (v6) {
+    info.internalIP = *v6;
+  }
   return info;
 }
 

@@ -19,7 +19,8 @@ namespace sluice::agent {
 
 // name = metadata.name; podCIDRs = spec.podCIDRs, else spec.podCIDR; internalIP = the
 // status.addresses entry of type InternalIP, the first IPv4 one if there is any, else the
-// first IPv6 one (left invalid when the node reports none yet).
+// first IPv6 one (left invalid when the node reports none yet); internalIP6 = a dual-stack
+// node's first IPv6 InternalIP next to its IPv4 one.
 Result<NodeInfo> nodeInfoFromJson(const nlohmann::json& node);
 
 // metadata.resourceVersion of any object ("" when absent).

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "kernel_routes.h"
 #include "sluice/fd.h"
 
 extern char** environ;
@@ -99,15 +100,15 @@ std::vector<std::string> nodeAddresses(const std::vector<net::IpAddr>& nodeIps, 
   return nodes;
 }
 
-// Whether table <family> sluice still holds exactly one masquerade rule and the wanted node
-// set. Read-only (`nft -j list`): no transaction, so other ruleset users (iptables-nft,
-// kube-proxy) never see the generation change a rewrite would cause.
-bool masqueradeIntact(int family, const std::vector<std::string>& nodes) {
+// Whether table <family> sluice still holds exactly one masquerade rule, `marks` mark rules and
+// the wanted node set. Read-only (`nft -j list`): no transaction, so other ruleset users
+// (iptables-nft, kube-proxy) never see the generation change a rewrite would cause.
+bool masqueradeIntact(int family, const std::vector<std::string>& nodes, int marks) {
   auto r = runTool({"nft", "-j", "list", "table", nftFamily(family), "sluice"}, "");
   if (!r.ok() || r->first != 0) return false;
   auto doc = nlohmann::json::parse(r->second, nullptr, false);
   if (doc.is_discarded() || !doc.contains("nftables") || !doc["nftables"].is_array()) return false;
-  int rules = 0;
+  int rules = 0, marked = 0;
   std::vector<std::string> have;
   for (const auto& o : doc["nftables"]) {
     if (o.contains("set") && o["set"].value("name", "") == "nodes" && o["set"].contains("elem"))
@@ -115,10 +116,13 @@ bool masqueradeIntact(int family, const std::vector<std::string>& nodes) {
         if (e.is_string()) have.push_back(e.get<std::string>());
     if (o.contains("rule") && o["rule"].contains("expr"))
       for (const auto& e : o["rule"]["expr"])
-        if (e.is_object() && e.contains("masquerade")) ++rules;
+        if (e.is_object()) {
+          rules += e.contains("masquerade");
+          marked += e.contains("mangle");
+        }
   }
   std::sort(have.begin(), have.end());
-  return rules == 1 && have == nodes;
+  return rules == 1 && marked == marks && have == nodes;
 }
 
 }  // namespace
@@ -147,8 +151,20 @@ std::string masqueradeRuleset(const net::Cidr& clusterCidr, const std::string& o
        c + " " + addr + " daddr != " + c + " " + addr + " daddr != @nodes" +
        (overlayDev.empty() ? std::string() : " oifname != \"" + overlayDev + "\"") +
        " masquerade\n"
-       "  }\n"
-       "}\n";
+       "  }\n";
+  if (family == 4 && !overlayDev.empty()) {
+    // vxlan mode: what the stack forwards from pods to a node takes the pod-source rule's route
+    // through the overlay (kernel_routes.h), but for pods' replies in flows this node DNATed
+    // (a node's client at a NodePort or hostPort came in on the underlay: back out there). A
+    // reply to what the overlay brought in by redirect is untracked here: it goes back that way.
+    s += "  chain podtonode {\n"
+         "    type filter hook prerouting priority mangle; policy accept;\n"
+         "    ct status dnat return\n"
+         "    ip saddr " + c + " ip daddr @nodes meta mark set mark or " +
+         fmt::format("{:#010x}", kPodToNodeMark) + "\n"
+         "  }\n";
+  }
+  s += "}\n";
   return s;
 }
 
@@ -187,7 +203,8 @@ Status Masquerade::ensure(const std::vector<net::Cidr>& clusterCidrs, const std:
     if (now - checkedAt_ < refresh_) return okStatus();
     checkedAt_ = now;
     const bool intact = std::all_of(clusterCidrs.begin(), clusterCidrs.end(), [&](const net::Cidr& c) {
-      return masqueradeIntact(c.addr().family(), nodeAddresses(nodeIps, c.addr().family()));
+      const int family = c.addr().family();
+      return masqueradeIntact(family, nodeAddresses(nodeIps, family), family == 4 && !overlayDev.empty() ? 1 : 0);
     });
     if (intact) return okStatus();
     spdlog::warn("an nft table {} was changed or removed under us: putting it back", kNftTable);

@@ -8,6 +8,8 @@
 // nor a node of the cluster. Pod <-> pod and pod <-> node traffic keeps the pod's address
 // (the Kubernetes network model); remote pods and remote nodes are reached through the
 // overlay anyway (sl_routes), and the exception here covers whatever the stack forwards.
+// In vxlan mode the IPv4 table also marks pod traffic towards nodes (kPodToNodeMark, for the
+// pod-source rule of kernel_routes.h), but for replies in flows this node DNATed.
 #pragma once
 
 #include <chrono>

@@ -77,6 +77,10 @@ std::string renderMetrics(const MetricsSnapshot& m) {
   o << "sluice_nodes " << m.nodes << "\n";
   header(o, "sluice_routes", "gauge", "Remote pod CIDRs in sl_routes (IPv4 and IPv6 ones).");
   if (m.routes >= 0) o << "sluice_routes " << m.routes << "\n";
+  header(o, "sluice_unroutable_pod_cidrs", "gauge",
+         "Remote pod CIDRs left without a route (native routing: an IPv6 pod CIDR while this node or "
+         "its owner has no IPv6 InternalIP).");
+  o << "sluice_unroutable_pod_cidrs " << m.unroutablePodCidrs << "\n";
   header(o, "sluice_reconcile_errors_total", "counter", "Failed reconciles and node source errors.");
   o << "sluice_reconcile_errors_total " << m.reconcileErrors << "\n";
   header(o, "sluice_gc_removed_total", "counter", "Endpoint map entries removed by GC.");

@@ -21,6 +21,7 @@ struct MetricsSnapshot {
   std::vector<std::pair<std::string, int64_t>> mapEntries;
   int64_t nodes = 0;
   uint64_t reconcileErrors = 0;
+  int64_t unroutablePodCidrs = 0;
   uint64_t gcRemoved = 0;
   uint64_t gcReleased = 0;
   bool ready = false;

@@ -109,8 +109,9 @@ Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapa
   SL_TRY(applyDatapathSysctls(native ? std::string() : std::string(kVxlanName)));
   auto written = updateConfig(dp.maps().config, cfg);
   if (!written.ok()) return std::move(written).error();
-  spdlog::info("node {}: ip {}, underlay {} (mtu {}), {} mode, pod mtu {}", self.name, n.nodeIp.str(),
-               n.underlay.name, n.underlay.mtu, modeName(opts.mode), n.podMtu);
+  spdlog::info("node {}: ip {}{}, underlay {} (mtu {}), {} mode, pod mtu {}", self.name, n.nodeIp.str(),
+               self.internalIP6.valid() ? " and " + self.internalIP6.str() : std::string(), n.underlay.name,
+               n.underlay.mtu, modeName(opts.mode), n.podMtu);
   return n;
 }
 

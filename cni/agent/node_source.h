@@ -17,6 +17,9 @@ struct NodeInfo {
   std::string name;
   net::IpAddr internalIP;            // underlay address (status.addresses InternalIP)
   std::vector<net::Cidr> podCIDRs;   // spec.podCIDRs (IPv4 and/or IPv6)
+  // The node's IPv6 InternalIP where it has one next to internalIP (dual-stack nodes): native
+  // routing's next hop for its IPv6 pod CIDR, and exempt from masquerade like internalIP.
+  net::IpAddr internalIP6{};
   bool operator==(const NodeInfo&) const = default;
 };
 

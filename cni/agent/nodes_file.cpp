@@ -37,6 +37,13 @@ Result<NodeInfo> parseNode(const json& j, size_t index) {
     if (!parsed) return invalid(where + ".internalIP: not an address: " + ip->get<std::string>());
     n.internalIP = *parsed;
   }
+  if (auto ip6 = j.find("internalIP6"); ip6 != j.end() && !ip6->is_null()) {
+    if (!ip6->is_string()) return invalid(where + ".internalIP6 must be a string");
+    auto parsed = net::IpAddr::parse(ip6->get<std::string>());
+    if (!parsed || !parsed->isV6())
+      return invalid(where + ".internalIP6: not an IPv6 address: " + ip6->get<std::string>());
+    n.internalIP6 = *parsed;
+  }
   if (auto cidrs = j.find("podCIDRs"); cidrs != j.end() && !cidrs->is_null()) {
     if (!cidrs->is_array()) return invalid(where + ".podCIDRs must be an array");
     for (const auto& c : *cidrs) {
@@ -111,9 +118,11 @@ std::string nodesToJson(const std::vector<NodeInfo>& nodes) {
   for (const auto& n : nodes) {
     json cidrs = json::array();
     for (const auto& c : n.podCIDRs) cidrs.push_back(c.str());
-    arr.push_back({{"name", n.name},
-                   {"internalIP", n.internalIP.valid() ? json(n.internalIP.str()) : json(nullptr)},
-                   {"podCIDRs", cidrs}});
+    json node = {{"name", n.name},
+                 {"internalIP", n.internalIP.valid() ? json(n.internalIP.str()) : json(nullptr)},
+                 {"podCIDRs", cidrs}};
+    if (n.internalIP6.valid()) node["internalIP6"] = n.internalIP6.str();
+    arr.push_back(std::move(node));
   }
   return json{{"nodes", arr}}.dump();
 }

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The nodes file source: {"nodes":[{"name","internalIP","podCIDRs"}]} read at start and
-// again whenever it changes (inotify on the directory, so an atomic rename is seen, with a
-// stat poll as the fallback).
+// The nodes file source: {"nodes":[{"name","internalIP","podCIDRs"[,"internalIP6"]}]} read at
+// start and again whenever it changes (inotify on the directory, so an atomic rename is seen,
+// with a stat poll as the fallback). internalIP6 (optional): a dual-stack node's IPv6 address
+// next to its internalIP, as a Kubernetes Node lists an InternalIP of each family.
 #pragma once
 
 #include <chrono>

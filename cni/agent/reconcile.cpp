@@ -10,7 +10,7 @@
 
 namespace sluice::agent {
 
-Plan planFor(const std::vector<NodeInfo>& nodes, const std::string& self) {
+Plan planFor(const std::vector<NodeInfo>& nodes, const std::string& self, bool native) {
   Plan plan;
   std::vector<const NodeInfo*> sorted;
   for (const auto& n : nodes) sorted.push_back(&n);
@@ -19,6 +19,7 @@ Plan planFor(const std::vector<NodeInfo>& nodes, const std::string& self) {
     if (n->name == self) plan.self = *n;
 
   std::map<net::Cidr, std::string> owner;
+  const bool selfIp6 = plan.self && plan.self->internalIP6.isV6();
   if (plan.self)
     for (const auto& c : plan.self->podCIDRs) owner[c.network()] = self;
   for (const auto* n : sorted) {
@@ -43,15 +44,30 @@ Plan planFor(const std::vector<NodeInfo>& nodes, const std::string& self) {
         continue;
       }
       owner[c] = n->name;
-      plan.remote.push_back({c, n->internalIP, n->name});
+      RemoteRoute r{c, n->internalIP, n->name};
+      if (native && c.addr().isV6()) {
+        // Routed over the underlay's IPv6: both ends need an IPv6 address there. Without one
+        // a route would lead nowhere (or the replies would), so there is none.
+        const std::string missing = !n->internalIP6.isV6() ? n->name : !selfIp6 ? self : "";
+        if (!missing.empty()) {
+          plan.problems.push_back("IPv6 pod CIDR " + c.str() + " of node " + n->name +
+                                  " is not routable in native mode: node " + missing +
+                                  " has no IPv6 InternalIP");
+          ++plan.unroutable;
+          continue;
+        }
+        r.nodeIp6 = n->internalIP6;
+      }
+      plan.remote.push_back(r);
     }
   }
-  // Node addresses: every node's, for the masquerade exception; the other nodes' as /32
-  // routes through the overlay.
+  // Node addresses: every node's (both families), for the masquerade exception; the other
+  // nodes' IPv4 ones as /32 routes through the overlay.
   std::set<net::IpAddr> seen;
   for (const auto* n : sorted) {
     if (!n->internalIP.valid()) continue;
     plan.nodeIps.push_back(n->internalIP);
+    if (n->internalIP6.valid()) plan.nodeIps.push_back(n->internalIP6);
     if (n->name == self || !n->internalIP.isV4() || !seen.insert(n->internalIP).second) continue;
     if (plan.self && n->internalIP == plan.self->internalIP) continue;
     bool inPodCidr = false;
@@ -82,10 +98,11 @@ sl_route_key routeKey(const net::Cidr& cidr) {
   return k;
 }
 
-sl_route routeValue(const net::IpAddr& nodeIp) {
+sl_route routeValue(const net::IpAddr& nodeIp, const net::IpAddr& nodeIp6) {
   sl_route v{};
   if (nodeIp.isV4()) v.node_ip4 = nodeIp.v4NetOrder();
   else std::memcpy(v.node_ip6, nodeIp.bytes().data(), 16);
+  if (nodeIp6.isV6()) std::memcpy(v.node_ip6, nodeIp6.bytes().data(), 16);
   return v;
 }
 
@@ -106,7 +123,7 @@ bool sameValue(const sl_route& a, const sl_route& b) { return std::memcmp(&a, &b
 Result<SyncCounts> syncRoutesMap(const bpf::RouteMap& routes, const std::vector<RemoteRoute>& remote) {
   SL_ASSIGN_OR_RETURN(auto current, routes.entries());
   std::vector<std::pair<sl_route_key, sl_route>> want;
-  for (const auto& r : remote) want.emplace_back(routeKey(r.podCidr), routeValue(r.nodeIp));
+  for (const auto& r : remote) want.emplace_back(routeKey(r.podCidr), routeValue(r.nodeIp, r.nodeIp6));
 
   SyncCounts counts;
   for (const auto& [k, v] : want) {
@@ -136,15 +153,27 @@ std::vector<KernelRoute> kernelRoutesFor(const std::vector<RemoteRoute>& remote,
   std::vector<KernelRoute> out;
   for (const auto& r : remote) {
     if (!r.nodeIp.isV4()) continue;  // the underlay is IPv4
-    if (r.nodeAddress) continue;  // the node itself stays on the underlay for the stack
     KernelRoute k;
     k.dst = r.podCidr.network();
     k.mtu = opts.mtu;
-    if (r.podCidr.addr().isV6()) {
+    if (r.nodeAddress) {
+      // The node itself stays on the underlay for the stack, but for what it forwards from this
+      // node's pods (vxlan mode: kPodSourceTable, see kernel_routes.h).
+      if (opts.native) continue;
+      k.table = kPodSourceTable;
+      k.ifindex = opts.overlayIfindex;
+      out.push_back(k);
+      continue;
+    }
+    if (r.podCidr.addr().isV6() && opts.native) {
+      // via the owner's IPv6 address on the underlay (the plan has only such IPv6 routes)
+      if (!r.nodeIp6.isV6()) continue;
+      k.ifindex = opts.underlayIfindex;
+      k.gateway = r.nodeIp6;
+    } else if (r.podCidr.addr().isV6()) {
       // IPv6 pods over the IPv4 underlay: through sluice_vxlan, from this node's IPv6 address
-      // (which remote pods reach back through their own routes to our pod CIDR). Native routing
-      // would need an IPv6 next hop on the underlay.
-      if (opts.native || !opts.nodeIp6.isV6()) continue;
+      // (which remote pods reach back through their own routes to our pod CIDR).
+      if (!opts.nodeIp6.isV6()) continue;
       k.ifindex = opts.overlayIfindex;
       k.prefSrc = opts.nodeIp6;
     } else if (opts.native) {

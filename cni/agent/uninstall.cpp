@@ -91,6 +91,7 @@ Result<UninstallReport> uninstallNode(const AgentOptions& o) {
   SL_ASSIGN_OR_RETURN(auto routes, listOwnedRoutes());
   r.routesRemoved = static_cast<int>(routes.size());
   SL_TRY(syncKernelRoutes({}));
+  SL_TRY(syncPodSourceRule(std::nullopt));
   SL_TRY(removeMasquerade());
   r.masqueradeRemoved = true;
   SL_ASSIGN_OR_RETURN(r.vxlanRemoved, removeVxlan());

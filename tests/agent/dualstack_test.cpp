@@ -128,7 +128,8 @@ TEST(DualStackPlan, Ipv6KernelRoutesRideTheOverlayFromThisNodesIpv6Address) {
   KernelRouteOptions native = ko;
   native.native = true;
   for (const auto& k : kernelRoutesFor(plan.remote, native))
-    EXPECT_TRUE(k.dst.addr().isV4()) << k.dst.str() << ": native routing has no IPv6 next hop on an IPv4 underlay";
+    EXPECT_TRUE(k.dst.addr().isV4()) << k.dst.str()
+                                     << ": native routing needs the nodes' IPv6 addresses (native_ipv6_test.cpp)";
 }
 
 }  // namespace

@@ -385,5 +385,34 @@ TEST_F(NativeTest, FromPodSendsWhatTheUnderlayCannotCarryToTheStack) {
   expectOnlyCounter(SL_CNT_NATIVE);
 }
 
+TEST_F(NativeTest, Ipv6FromPodGoesToTheNodesIpv6AddressWithinTheUnderlaysMtu) {
+  // dual-stack nodes: the agent gives a remote IPv6 pod CIDR its node's IPv6 address as next hop
+  sl_iface a{};
+  a.flags = SL_IFACE_F_HAS_V4 | SL_IFACE_F_HAS_V6;
+  a.ip4 = ip4Net("10.244.1.2");
+  std::memcpy(a.ip6, slIp("fd00:10:244:1::2").addr, 16);
+  ASSERT_TRUE(maps().ifaces.update(static_cast<uint32_t>(veth_->a()), a).ok());
+  sl_route r6{};
+  r6.node_ip4 = ip4Net("198.18.0.2");
+  std::memcpy(r6.node_ip6, slIp("fd00:198:18::2").addr, 16);
+  ASSERT_TRUE(maps().routes.update(routeKey("fd00:10:244:2::/64"), r6).ok());
+
+  Ip6Spec s;
+  s.dst = "fd00:10:244:2::9";
+  s.payload = Bytes(1500 - 40, 0xab);  // exactly the underlay's MTU: redirected
+  auto r = fromPodA(ip6Frame(kHostAMac, kPodAMac, s));
+  EXPECT_EQ(r.retval, TC_ACT_REDIRECT);
+  EXPECT_EQ(r.out[14 + 7], 63) << "a routed hop";
+  expectOnlyCounter(SL_CNT_NATIVE);
+
+  before_ = counters();
+  s.payload = Bytes(1500 - 40 + 1, 0xab);  // one byte more: the stack answers "packet too big"
+  Bytes big = ip6Frame(kHostAMac, kPodAMac, s);
+  r = fromPodA(big);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.out, big);
+  expectOnlyCounter(SL_CNT_TO_STACK);
+}
+
 }  // namespace
 }  // namespace sluice::test

@@ -72,7 +72,46 @@ names = sorted(e.get("podName", "") for e in d)
 assert names == sorted(["pod-1-1", "pod-1-2"] * int(sys.argv[1])), d' "$fams" <<<"$(agent_cli endpoints 1 -o json)"
 routes_has_node2() { local out; out=$(agent_cli routes 1 -o json); grep -q 10.244.2.0/24 <<<"$out" && grep -q 198.18.0.2 <<<"$out"; }
 check "CLI routes -o json has the other node's CIDR via its address" routes_has_node2
+check "CLI nodes -o json lists node-2's IPv6 InternalIP in a dual-stack cluster" python3 -c '
+import json, sys
+n = {e["name"]: e for e in json.loads(sys.stdin.read())["nodes"]}
+assert n["node-2"].get("internalIP6") == (sys.argv[1] if sys.argv[1] else None), n' \
+  "$(ipv6_cluster && underlay_ip6 2)" <<<"$(agent_cli nodes 1 -o json)"
 check "CLI status (table) names the node" eval 'agent_cli status 1 | grep -q node-1'
+
+# Native routing carries IPv6 between nodes via their IPv6 addresses: a node listed without one
+# keeps its IPv4 routes, but its IPv6 pod CIDR gets no route at all, counted and logged.
+check "/metrics: sluice_unroutable_pod_cidrs 0" test "$(metric 1 sluice_unroutable_pod_cidrs)" = 0
+if native_mode && ipv6_cluster; then
+  cp "$CROOT/nodes.json" "$CROOT/nodes.full.json"
+  python3 - "$CROOT/nodes.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+for n in d["nodes"]:
+    if n["name"] == "node-2":
+        del n["internalIP6"]
+json.dump(d, open(sys.argv[1] + ".tmp", "w"))
+PY
+  mv "$CROOT/nodes.json.tmp" "$CROOT/nodes.json"
+  v6_unrouted() {
+    [[ $(metric 1 sluice_unroutable_pod_cidrs) == 1 ]] &&
+      ! ip -n "$(nns 1)" -6 route show fd00:10:244:2::/64 | grep -q . &&
+      ! agent_cli routes 1 -o json | grep -q fd00:10:244:2::/64
+  }
+  check "native: node-2 without an IPv6 InternalIP: no route to its IPv6 pod CIDR, sluice_unroutable_pod_cidrs 1" \
+    within 10000 v6_unrouted
+  check "... its IPv4 pod CIDR still routed and reachable" ping_ok "$(pns 1 1)" "$(pod_ip 2 1)"
+  check "... the agent's log says why" grep -q \
+    "IPv6 pod CIDR fd00:10:244:2::/64 of node node-2 is not routable in native mode: node node-2 has no IPv6 InternalIP" \
+    "$CROOT/n1/state/agent.log"
+  check "... no reconcile error for it" test "$(metric 1 sluice_reconcile_errors_total)" = 0
+  cp "$CROOT/nodes.full.json" "$CROOT/nodes.json.tmp"
+  mv "$CROOT/nodes.json.tmp" "$CROOT/nodes.json"
+  v6_rerouted() {
+    [[ $(metric 1 sluice_unroutable_pod_cidrs) == 0 ]] && ping_ok "$(pns 1 1)" "$(pod_ip6 2 1)"
+  }
+  check "... its IPv6 address back in the nodes file: routed again" within 10000 v6_rerouted
+fi
 check "CLI counters (table)" eval "agent_cli counters 1 | grep -q '^redirect_local'"
 
 # Endpoint GC: the host veth of pod-1-2 disappears without a DEL (as when a runtime crashes

@@ -4,7 +4,8 @@
 # pod -> node; cross-node packets are VXLAN on the underlay (SLUICE_MODE=native: plain IP
 # between the pods' addresses, no VXLAN at all); same-node and cross-node packets never reach
 # the host's forwarding path; nodes file changes converge within 1 s; down leaves nothing behind.
-# In a dual-stack cluster (vxlan mode) all of it over IPv6 too, the IPv4 underlay carrying it.
+# In a dual-stack cluster (the default) all of it over IPv6 too: the IPv4 tunnel carrying it, or
+# in native mode plain IPv6 on the underlay.
 source "$(dirname "$0")/lib.sh"
 
 e2e_up --nodes 3 --pods-per-node 2
@@ -30,12 +31,14 @@ fi
 
 check "connectivity matrix (ICMP every pair, TCP 1 MiB by sha256)" bash "$CLUSTER" check
 
-udp_echo() {  # udp_echo <from-ns> <to-ns> <to-ip>
-  local port=$((30000 + RANDOM % 10000)) out
-  ip netns exec "$2" timeout 5 socat -u "UDP-RECV:$port" "SYSTEM:cat >$CROOT/udp.$port" &
+udp_echo() {  # udp_echo <from-ns> <to-ns> <to-ip> (IPv4 or IPv6)
+  local port=$((30000 + RANDOM % 10000)) out recv=UDP-RECV send
+  send="UDP-SENDTO:$3:$port"
+  [[ $3 == *:* ]] && { recv=UDP6-RECV; send="UDP6-SENDTO:[$3]:$port"; }
+  ip netns exec "$2" timeout 5 socat -u "$recv:$port" "SYSTEM:cat >$CROOT/udp.$port" &
   local l=$!
   sleep 0.3
-  ip netns exec "$1" socat -u - "UDP-SENDTO:$3:$port" <<<"sluice-udp-$port"
+  ip netns exec "$1" socat -u - "$send" <<<"sluice-udp-$port"
   sleep 0.3
   kill "$l" 2>/dev/null || true
   wait "$l" 2>/dev/null || true
@@ -66,13 +69,11 @@ vxlan_seen() {
   tcpdump -T vxlan -n -r "$cap" 2>/dev/null | tee /dev/stderr | tr '\n' ' ' |
     grep -q "VXLAN.*$(pod_ip 1 1) > $(pod_ip 2 2)"
 }
-# Native routing: the same pings are plain IP between the pods' addresses on the underlay, and
-# not one packet is VXLAN. The capture takes both (pod pair or UDP 8472) and stops at 8 packets
-# (4 requests, 4 replies): any VXLAN among them fails the check.
-native_seen() {
-  local cap=$CROOT/native.pcap a b
-  a=$(pod_ip 1 1)
-  b=$(pod_ip 2 2)
+# Native routing: the same pings are plain IP (IPv6: plain IPv6) between the pods' addresses on
+# the underlay, and not one packet is VXLAN. The capture takes both (pod pair or UDP 8472) and
+# stops at 8 packets (4 requests, 4 replies): any VXLAN among them fails the check.
+native_seen() {  # native_seen <pod-1-1's address> <pod-2-2's address>, of one family
+  local cap=$CROOT/native.pcap a=$1 b=$2
   ip netns exec "$SLUICE_CLUSTER_PREFIX-ul" timeout 5 tcpdump -i br0 -n -c 8 -w "$cap" \
     "(host $a and host $b) or udp port 8472" 2>/dev/null &
   local t=$!
@@ -83,19 +84,22 @@ native_seen() {
 import re, sys
 a, b = sys.argv[1], sys.argv[2]
 lines = [l for l in sys.stdin.read().splitlines() if l.strip()]
-plain = [l for l in lines if re.search(r"IP (%s > %s|%s > %s): ICMP echo (request|reply)" % (a, b, b, a), l)]
+plain = [l for l in lines if re.search(r"IP6? (%s > %s|%s > %s): ICMP6?,? echo (request|reply)" % (a, b, b, a), l)]
 sys.exit(0 if len(lines) == 8 and len(plain) == 8 else 1)' "$a" "$b"
 }
 # bpf_redirect_neigh resolves the next node's address itself: with node-1's neighbour cache
-# emptied, the very first packet to a pod on node-3 still gets there (queued until ARP answers).
-first_packet_after_flush() {
+# emptied, the very first packet to a pod on node-3 still gets there (queued until ARP or
+# neighbour discovery answers).
+first_packet_after_flush() {  # first_packet_after_flush <node-3's address> <pod-3-2's address>
   ip -n "$(nns 1)" neigh flush dev eth0
-  ! ip -n "$(nns 1)" neigh show dev eth0 198.18.0.3 | grep -q . || return 1
-  ip netns exec "$(pns 1 2)" ping -c 1 -W 2 -q "$(pod_ip 3 2)" >/dev/null 2>&1
+  ! ip -n "$(nns 1)" neigh show dev eth0 "$1" | grep -q . || return 1
+  ip netns exec "$(pns 1 2)" ping -c 1 -W 2 -q "$2" >/dev/null 2>&1
 }
 if native_mode; then
-  check "native: cross-node pod traffic is plain IP pod -> pod on the underlay, no VXLAN (8 of 8 captured)" native_seen
-  check "native: a single ping to node-3's pod gets through right after node-1's neighbour cache is flushed" first_packet_after_flush
+  check "native: cross-node pod traffic is plain IP pod -> pod on the underlay, no VXLAN (8 of 8 captured)" \
+    native_seen "$(pod_ip 1 1)" "$(pod_ip 2 2)"
+  check "native: a single ping to node-3's pod gets through right after node-1's neighbour cache is flushed" \
+    first_packet_after_flush "$(node_ip 3)" "$(pod_ip 3 2)"
 else
   check "cross-node pod traffic is VXLAN on the underlay" vxlan_seen
 fi
@@ -138,31 +142,32 @@ f2=$(fwd_packets)
 check "control: pod -> outside goes through the host stack ($f2 packets)" test "$f2" -gt 0
 
 # IPv6 (dual stack): the matrix above pinged and moved 1 MiB by TCP between every pair over IPv6
-# too; here the node's own IPv6 address, host <-> pod, UDP, the IPv4 tunnel carrying IPv6, and
-# the fast paths counting it.
+# too; here the node's own IPv6 address, host <-> pod, UDP, what carries IPv6 between nodes (the
+# IPv4 tunnel, or in native mode the underlay's IPv6 itself), and the fast paths counting it.
 if ipv6_cluster; then
-  check "node-1's IPv6 address is the first of its IPv6 pod CIDR, on sluice_vxlan" \
-    bash -c "ip -n $(nns 1) -6 addr show dev sluice_vxlan scope global | grep -q 'inet6 $(node_ip6 1)/128'"
-  check "node-1 routes node-2's IPv6 pod CIDR through sluice_vxlan from its own IPv6 address" \
-    bash -c "ip -n $(nns 1) -6 route show fd00:10:244:2::/64 | grep -q 'dev sluice_vxlan .*src $(node_ip6 1)'"
+  if native_mode; then
+    check "native: node-1 routes node-2's IPv6 pod CIDR via node-2's IPv6 address on the underlay" \
+      bash -c "ip -n $(nns 1) -6 route show fd00:10:244:2::/64 | grep -q 'via $(underlay_ip6 2) dev eth0'"
+    next_hop6() {  # next_hop6 <node> <pod CIDR>: sl_routes' IPv6 next hop for it, per the CLI
+      agent_cli routes "$1" -o json | python3 -c 'import json,sys
+print(*[e.get("nodeIP6", "") for e in json.load(sys.stdin)["routes"] if e["podCIDR"] == sys.argv[1]])' "$2"
+    }
+    check "native: sl_routes gives node-2's IPv6 pod CIDR node-2's IPv6 address as next hop" \
+      test "$(next_hop6 1 fd00:10:244:2::/64)" = "$(underlay_ip6 2)"
+    check "host -> pod on another node over IPv6 (stack -> underlay route via its IPv6 address -> from_native)" \
+      ping_ok "$(nns 1)" "$(pod_ip6 3 2)"
+  else
+    check "node-1's IPv6 address is the first of its IPv6 pod CIDR, on sluice_vxlan" \
+      bash -c "ip -n $(nns 1) -6 addr show dev sluice_vxlan scope global | grep -q 'inet6 $(node_ip6 1)/128'"
+    check "node-1 routes node-2's IPv6 pod CIDR through sluice_vxlan from its own IPv6 address" \
+      bash -c "ip -n $(nns 1) -6 route show fd00:10:244:2::/64 | grep -q 'dev sluice_vxlan .*src $(node_ip6 1)'"
+    check "host -> pod on another node over IPv6 (stack -> sluice_vxlan -> to_overlay)" ping_ok "$(nns 1)" "$(pod_ip6 3 2)"
+  fi
   check "host -> pod on the same node over IPv6" ping_ok "$(nns 1)" "$(pod_ip6 1 1)"
-  check "host -> pod on another node over IPv6 (stack -> sluice_vxlan -> to_overlay)" ping_ok "$(nns 1)" "$(pod_ip6 3 2)"
   check "pod -> its own node over IPv6" ping_ok "$(pns 2 1)" "$(node_ip6 2)"
   check "pod -> another node over IPv6" ping_ok "$(pns 2 1)" "$(node_ip6 3)"
-  udp6_echo() {  # udp6_echo <from-ns> <to-ns> <to-ip6>
-    local port=$((30000 + RANDOM % 10000)) out
-    ip netns exec "$2" timeout 5 socat -u "UDP6-RECV:$port" "SYSTEM:cat >$CROOT/udp6.$port" &
-    local l=$!
-    sleep 0.3
-    ip netns exec "$1" socat -u - "UDP6-SENDTO:[$3]:$port" <<<"sluice-udp6-$port"
-    sleep 0.3
-    kill "$l" 2>/dev/null || true
-    wait "$l" 2>/dev/null || true
-    out=$(cat "$CROOT/udp6.$port" 2>/dev/null || true)
-    [[ $out == "sluice-udp6-$port" ]]
-  }
-  check "UDP over IPv6 same node" udp6_echo "$(pns 1 1)" "$(pns 1 2)" "$(pod_ip6 1 2)"
-  check "UDP over IPv6 across nodes" udp6_echo "$(pns 1 1)" "$(pns 2 1)" "$(pod_ip6 2 1)"
+  check "UDP over IPv6 same node" udp_echo "$(pns 1 1)" "$(pns 1 2)" "$(pod_ip6 1 2)"
+  check "UDP over IPv6 across nodes" udp_echo "$(pns 1 1)" "$(pns 2 1)" "$(pod_ip6 2 1)"
   vxlan6_seen() {  # IPv6 pod packets inside IPv4 VXLAN between the node addresses
     local cap=$CROOT/vxlan6.pcap
     ip netns exec "$SLUICE_CLUSTER_PREFIX-ul" timeout 5 tcpdump -i br0 -n -c 4 -w "$cap" udp port 8472 2>/dev/null &
@@ -173,21 +178,31 @@ if ipv6_cluster; then
     tcpdump -T vxlan -n -r "$cap" 2>/dev/null | tee /dev/stderr | tr '\n' ' ' |
       grep -q "IP $(node_ip 1)\.[0-9]* > $(node_ip 2)\.8472: VXLAN.*IP6 $(pod_ip6 1 1) > $(pod_ip6 2 2)"
   }
-  check "cross-node IPv6 pod traffic is VXLAN in IPv4 on the underlay" vxlan6_seen
+  if native_mode; then
+    check "native: cross-node IPv6 pod traffic is plain IPv6 pod -> pod on the underlay, no VXLAN (8 of 8 captured)" \
+      native_seen "$(pod_ip6 1 1)" "$(pod_ip6 2 2)"
+    check "native: a single ping6 to node-3's pod gets through right after node-1's neighbour cache is flushed" \
+      first_packet_after_flush "$(underlay_ip6 3)" "$(pod_ip6 3 2)"
+  else
+    check "cross-node IPv6 pod traffic is VXLAN in IPv4 on the underlay" vxlan6_seen
+  fi
   r0=$(counter 1 redirect_local)
-  e0=$(counter 1 encap)
-  d0=$(counter 2 decap)
+  e0=$(counter 1 "$out_c")
+  d0=$(counter 2 "$in_c")
   ping_ok "$(pns 1 1)" "$(pod_ip6 1 2)" 10
   ping_ok "$(pns 1 1)" "$(pod_ip6 2 1)" 10
   r1=$(counter 1 redirect_local)
-  e1=$(counter 1 encap)
-  d1=$(counter 2 decap)
+  e1=$(counter 1 "$out_c")
+  d1=$(counter 2 "$in_c")
   check "same-node IPv6 pings counted as redirect_local ($r0 -> $r1)" test $((r1 - r0)) -ge 20
-  check "cross-node IPv6 pings counted as encap on node-1 ($e0 -> $e1) and decap on node-2 ($d0 -> $d1)" \
+  check "cross-node IPv6 pings counted as $out_c on node-1 ($e0 -> $e1) and $in_c on node-2 ($d0 -> $d1)" \
     test $((e1 - e0)) -ge 10 -a $((d1 - d0)) -ge 10
 fi
 
-# Nodes file: a node removed is unrouted within 1 s, added back is reachable within 1 s.
+# Nodes file: a node removed is unrouted within 1 s, added back is reachable within 1 s. (vxlan
+# mode: its address leaves and rejoins table 83 too, where the stack finds it for shaped pods.)
+in_table83() { ip -n "$(nns 1)" route show table 83 2>/dev/null | grep -q "^$(node_ip 3) dev sluice_vxlan"; }
+native_mode || check "vxlan: node-3's address is in node-1's table 83" in_table83
 nodes_json=$CROOT/nodes.json
 cp "$nodes_json" "$CROOT/nodes.full.json"
 python3 - "$nodes_json" <<'PY'
@@ -201,7 +216,8 @@ mv "$nodes_json.tmp" "$nodes_json"
 unrouted() {
   ! ip -n "$(nns 1)" route show 10.244.3.0/24 | grep -q . &&
     ! ip -n "$(nns 1)" -6 route show fd00:10:244:3::/64 | grep -q . &&
-    ! agent_cli routes 1 -o json | grep -qE '10.244.3.0/24|fd00:10:244:3::/64'
+    ! agent_cli routes 1 -o json | grep -qE '10.244.3.0/24|fd00:10:244:3::/64' &&
+    ! in_table83
 }
 check "node removed from the nodes file is unrouted within 1 s" within 1000 unrouted
 check "... and its pods are unreachable" bash -c "! ip netns exec $(pns 1 1) ping -c 1 -W 1 -q $(pod_ip 3 1) >/dev/null 2>&1"
@@ -209,6 +225,7 @@ cp "$CROOT/nodes.full.json" "$nodes_json.tmp"
 mv "$nodes_json.tmp" "$nodes_json"
 reachable() { ip netns exec "$(pns 1 1)" ping -c 1 -W 0.2 -q "$(pod_ip 3 1)" >/dev/null 2>&1; }
 check "node added back is reachable within 1 s" within 1000 reachable
+native_mode || check "... and back in node-1's table 83" within 1000 in_table83
 
 # down leaves no netns, mount, pin, process or state behind.
 bash "$CLUSTER" down >/dev/null 2>&1

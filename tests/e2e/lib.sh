@@ -55,14 +55,16 @@ node_ip() { echo "198.18.0.$1"; }
 bpf_root() { echo "$CROOT/n$1/bpf/sluice"; }
 # The id of the program a node's agent pinned under NAME (sl_from_pod, sl_from_native, ...).
 pinned_id() { bpftool prog show pinned "$(bpf_root "$1")/$2" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
-# Dual stack (hack/cluster.sh's default): a pod's IPv6 address; a node's own IPv6 address (the
-# first of its IPv6 pod CIDR, on sluice_vxlan); the outside world's.
+# Dual stack (hack/cluster.sh's default): a pod's IPv6 address; a node's own IPv6 address, the
+# source of its traffic to pods (vxlan mode: the first of its IPv6 pod CIDR, on sluice_vxlan;
+# native mode: its IPv6 InternalIP on the underlay, underlay_ip6); the outside world's.
 pod_ip6() { awk -F'\t' -v n="pod-$1-$2" '$1 == n {print $2}' "$CROOT/pods6.tsv" 2>/dev/null || true; }
-# Whether the cluster is dual stack (hack/cluster.sh up's default in vxlan mode).
+# Whether the cluster is dual stack (hack/cluster.sh up's default).
 ipv6_cluster() { grep -qx 'ipv6=1' "$CROOT/options" 2>/dev/null; }
 # Addresses per pod: 2 in a dual-stack cluster, else 1.
 pod_families() { if ipv6_cluster; then echo 2; else echo 1; fi; }
-node_ip6() { echo "fd00:10:244:$1::"; }
+underlay_ip6() { echo "fd00:198:18::$1"; }
+node_ip6() { if native_mode; then underlay_ip6 "$1"; else echo "fd00:10:244:$1::"; fi; }
 EXT_IP6=fd00:198:18::254
 
 # agent_cli <subcommand> <node> [args...]: the inspection CLI on a node's pins and state, run

@@ -14,14 +14,19 @@
 #  - the reference portmap and bandwidth plugins chained after sluice: hostPort reaches the pod,
 #    a 10 Mbit/s limit holds iperf3 well below what an unlimited pod gets, CHECK and DEL
 #    through the whole chain;
-#  - IPv6 (dual stack, vxlan mode): pods reach the outside world over IPv6 masqueraded to their
-#    node's underlay IPv6 address (nft table ip6 sluice), pod <-> pod and pod <-> node keep the
-#    pod's IPv6 address, a 65000-byte UDP datagram crosses nodes in IPv6 fragments, "packet too
-#    big" for an IPv6 pod whose MTU is set too high;
+#  - a pod shaped by bandwidth (its traffic goes through the stack, not from_pod's fast path)
+#    reaches the other nodes' own addresses and is reached by them under strict rp_filter: the
+#    agent marks what the stack forwards from local pods to nodes (but replies in flows it
+#    DNATed: NodePort, hostPort) and routes it through sluice_vxlan, the way the other direction
+#    comes (vxlan mode);
+#  - IPv6 (dual stack): pods reach the outside world over IPv6 masqueraded to their node's
+#    underlay IPv6 address (nft table ip6 sluice), pod <-> pod and pod <-> node keep the pod's
+#    IPv6 address, a 65000-byte UDP datagram crosses nodes in IPv6 fragments, "packet too big"
+#    for an IPv6 pod whose MTU is set too high;
 #  - sluice-agent uninstall removes the conflist, the masquerade tables, sluice_vxlan (native
 #    mode: the underlay's programs), the routes and the pins.
 # SLUICE_MODE=native runs it all in native-routing mode, with each mode's numbers and devices
-# (IPv4 only: native routing has no IPv6 next hop on the IPv4 underlay).
+# (IPv6 between nodes routed over the underlay's IPv6 addresses).
 source "$(dirname "$0")/lib.sh"
 
 EXT_NS=$SLUICE_CLUSTER_PREFIX-ext
@@ -172,6 +177,14 @@ frag_needed6() {
   ip -n "$(nns "$1")" link set "$veth" mtu "$(conflist_mtu "$1")"
   ip -n "$pod" -6 route flush cache
   return "$rc"
+}
+
+# stop_agent <node>: SIGTERM to the node's agent, and its exit awaited (the datapath stays).
+stop_agent() {
+  local pid
+  pid=$(cat "$CROOT/n$1/agent.pid")
+  kill -TERM "$pid"
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
 }
 
 rp_filter_strict() {
@@ -339,6 +352,36 @@ bw_name=${bw%%$'\t'*}
 bw_ns=$(pns 2 "${bw_name##*-}")
 echo "  $bw_name (${bw##*$'\t'}) limited to 10 Mbit/s in and out" >&2
 check "CNI CHECK of $bw_name through the chain" bash "$CLUSTER" check-pod "$bw_name"
+# Shaped, its packets take the stack instead of from_pod's fast path: to another node's own
+# address, too, and under strict rp_filter both ways must still be one device on both nodes.
+bw_ip=${bw##*$'\t'}
+serve "$bw_ns" 7002 "$bw_name"
+check "$bw_name (shaped) -> node-1 host network (other node): peer is its own IP" \
+  answer_is "node-1 $bw_ip" "$bw_ns" "$(node_ip 1)" 7001
+check "node-1 host network -> $bw_name (shaped, other node): peer is node-1" \
+  answer_is "$bw_name $(node_ip 1)" "$(nns 1)" "$bw_ip" 7002
+if ipv6_cluster; then
+  check "$bw_name (shaped) -> node-1's IPv6 address: peer is its own IPv6" \
+    answer_is "node-1 $(pod_ip6 2 "${bw_name##*-}")" "$bw_ns" "$(node_ip6 1)" 7011
+fi
+if ! native_mode; then
+  check "node-2: one rule sends what the stack forwards from its pods to nodes (marked) to table 83" \
+    test "$(ip -n "$(nns 2)" rule show table 83)" = \
+    "30083:"$'\t'"from 10.244.2.0/24 fwmark 0x10000000/0x10000000 lookup 83 proto 83"
+  check "node-2: ... where the other nodes' addresses lead through sluice_vxlan" bash -c \
+    "ip -n $(nns 2) route show table 83 | grep -q '^198.18.0.1 dev sluice_vxlan proto 83' &&
+     ip -n $(nns 2) route show table 83 | grep -q '^198.18.0.3 dev sluice_vxlan proto 83'"
+  # The control: without the rule (and node-2's agent stopped, which would put it back within a
+  # second) the shaped pod's packets to node-1 leave node-2 on the underlay, and node-1's strict
+  # rp_filter drops them: its route to node-2's pods is the tunnel.
+  stop_agent 2
+  ip -n "$(nns 2)" rule del table 83
+  check "control: without the rule, $bw_name gets no answer from node-1 (strict rp_filter)" \
+    test -z "$(ask "$bw_ns" "$(node_ip 1)" 7001)"
+  check "node-2: the agent started again" bash "$CLUSTER" restart-agent 2
+  check "... puts the rule back" bash -c "ip -n $(nns 2) rule show table 83 | grep -q 'from 10.244.2.0/24'"
+  check "... and $bw_name reaches node-1 again" answer_is "node-1 $bw_ip" "$bw_ns" "$(node_ip 1)" 7001
+fi
 # iperf3 <client-ns> <server-ns> <server-ip> [-R]: Mbit/s the receiver saw over 3 s.
 iperf() {
   local port=$((5300 + RANDOM % 500)) out
@@ -393,8 +436,9 @@ else
 fi
 check "... and the pod reaches pod-2-1 again afterwards" ping_ok "$(pns 1 1)" "$(pod_ip 2 1)"
 if ipv6_cluster; then
-  check "IPv6: pod MTU forced to 1500: DF ping6 across nodes gets 'packet too big' (mtu 1450) and a PMTU entry" \
-    frag_needed6 1 2 "$(pod_ip6 2 2)" 1500 1450
+  if native_mode; then forced6=1600 path6=1500; else forced6=1500 path6=1450; fi
+  check "IPv6: pod MTU forced to $forced6: DF ping6 across nodes gets 'packet too big' (mtu $path6) and a PMTU entry" \
+    frag_needed6 1 2 "$(pod_ip6 2 2)" "$forced6" "$path6"
   check "... and the pod reaches pod-2-2 over IPv6 again afterwards" ping_ok "$(pns 1 2)" "$(pod_ip6 2 2)"
 fi
 
@@ -409,9 +453,7 @@ if native_mode; then
   native_ids=$(agent_cli status 3 -o json | python3 -c 'import json,sys; a = json.load(sys.stdin)["underlayAttached"]; print(a["ingress"], a["egress"])')
   check "node-3's underlay runs sl_from_native/sl_to_native (ids $native_ids)" bash -c "[[ '$native_ids' =~ ^[1-9][0-9]*\ [1-9][0-9]*$ ]]"
 fi
-pid=$(cat "$CROOT/n3/agent.pid")
-kill -TERM "$pid"
-for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+stop_agent 3
 check "uninstall on node-3" uninstall3
 check "... conflist gone" test ! -e "$CROOT/n3/net.d/10-sluice.conflist"
 check "... nft tables ip and ip6 sluice gone" bash -c "! ip netns exec $(nns 3) nft list table ip sluice >/dev/null 2>&1 && ! ip netns exec $(nns 3) nft list table ip6 sluice >/dev/null 2>&1"
@@ -426,6 +468,8 @@ if native_mode; then
   check "... the underlay's programs (ids $native_ids) detached and gone from the kernel" within 5000 progs_gone
 fi
 check "... routes to the other nodes' pod CIDRs gone" bash -c "! ip -n $(nns 3) route show | grep -qE '10.244.[12].0/24' && ! ip -n $(nns 3) -6 route show | grep -qE 'fd00:10:244:[12]::/64'"
+check "... no rule for table 83, no route left in it" bash -c \
+  "! ip -n $(nns 3) rule show table 83 | grep -q . && ! ip -n $(nns 3) route show table 83 2>/dev/null | grep -q ."
 check "... no pins left" bash -c "! ls $CROOT/n3/bpf/sluice 2>/dev/null | grep -q ."
 check "... and a second run is fine" uninstall3
 check "rp_filter is still strict on nodes 1 and 2" rp_filter_strict 1 2

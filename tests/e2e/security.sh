@@ -14,13 +14,15 @@ target_remote=$(pod_ip 2 1)
 
 # The attacker adds the victim's address to its own interface and sends from it. A listener
 # in each target pod counts what arrives; nothing may.
-spoof_to() {  # spoof_to <target-ns> <target-ip>
-  local port=$((40000 + RANDOM % 10000)) got
-  ip netns exec "$1" timeout 4 socat -u "UDP-RECV:$port" "SYSTEM:cat >>$CROOT/spoof.$port" &
+spoof_to() {  # spoof_to <target-ns> <target-ip> [<forged source>, default victim_ip] (IPv4 or IPv6)
+  local port=$((40000 + RANDOM % 10000)) got src=${3:-$victim_ip} recv=UDP-RECV send
+  send="UDP-SENDTO:$2:$port,bind=$src"
+  [[ $2 == *:* ]] && { recv=UDP6-RECV; send="UDP6-SENDTO:[$2]:$port,bind=[$src]"; }
+  ip netns exec "$1" timeout 4 socat -u "$recv:$port" "SYSTEM:cat >>$CROOT/spoof.$port" &
   local l=$!
   sleep 0.3
   for _ in 1 2 3 4 5; do
-    ip netns exec "$attacker" socat -u - "UDP-SENDTO:$2:$port,bind=$victim_ip" <<<"forged" 2>/dev/null || true
+    ip netns exec "$attacker" socat -u - "$send" <<<"forged" 2>/dev/null || true
   done
   sleep 0.5
   kill "$l" 2>/dev/null || true
@@ -40,24 +42,10 @@ check "the attacker's own address still works" ping_ok "$attacker" "$target_remo
 # The same over IPv6 (dual stack): the attacker takes the victim's IPv6 address.
 if ipv6_cluster; then
   victim_ip6=$(pod_ip6 2 2)
-  spoof6_to() {  # spoof6_to <target-ns> <target-ip6>
-    local port=$((40000 + RANDOM % 10000)) got
-    ip netns exec "$1" timeout 4 socat -u "UDP6-RECV:$port" "SYSTEM:cat >>$CROOT/spoof6.$port" &
-    local l=$!
-    sleep 0.3
-    for _ in 1 2 3 4 5; do
-      ip netns exec "$attacker" socat -u - "UDP6-SENDTO:[$2]:$port,bind=[$victim_ip6]" <<<"forged" 2>/dev/null || true
-    done
-    sleep 0.5
-    kill "$l" 2>/dev/null || true
-    wait "$l" 2>/dev/null || true
-    got=$(cat "$CROOT/spoof6.$port" 2>/dev/null || true)
-    [[ -z $got ]]
-  }
   ip -n "$attacker" addr add "$victim_ip6/128" dev eth0 nodad
   d0=$(counter 1 drop:spoofed_src)
-  check "forged IPv6 source to a pod on the same node never arrives" spoof6_to "$(pns 1 2)" "$(pod_ip6 1 2)"
-  check "forged IPv6 source to a pod on another node never arrives" spoof6_to "$(pns 2 1)" "$(pod_ip6 2 1)"
+  check "forged IPv6 source to a pod on the same node never arrives" spoof_to "$(pns 1 2)" "$(pod_ip6 1 2)" "$victim_ip6"
+  check "forged IPv6 source to a pod on another node never arrives" spoof_to "$(pns 2 1)" "$(pod_ip6 2 1)" "$victim_ip6"
   d1=$(counter 1 drop:spoofed_src)
   check "the forged IPv6 packets were dropped as spoofed_src ($d0 -> $d1)" test $((d1 - d0)) -ge 10
   ip -n "$attacker" addr del "$victim_ip6/128" dev eth0

@@ -6,7 +6,9 @@
 # vmaps). One backend on the client's node, one on another node. The client reaches the Service
 # IP over TCP (1,000 short connections, all must succeed, both backends serve) and UDP (every
 # reply carries the Service IP as its source), a long TCP transfer from each backend is checked
-# by hash, and the host and a backend (hairpin) reach it through kube-proxy's masquerade.
+# by hash, and the host and a backend (hairpin) reach it through kube-proxy's masquerade. In a
+# dual-stack cluster an IPv6 ClusterIP Service too (ip6tables, the same two backends by their
+# IPv6 addresses): TCP from the client and the host, replies always from the Service address.
 #
 # Run with the datapath's NAT detection by the conntrack kfunc (agent default on this kernel)
 # and by flow records (--nat-detect records), in the agents' vxlan or native mode (SLUICE_MODE);
@@ -19,6 +21,8 @@ SVC=10.96.0.10         # the load-balanced Service: tcp 80 -> 8080, udp 53 -> 53
 SVC_LOCAL=10.96.0.11   # tcp 81 -> 8081 on the local backend only (bulk transfer)
 SVC_REMOTE=10.96.0.12  # tcp 81 -> 8081 on the remote backend only (bulk transfer)
 CLUSTER_CIDR=10.244.0.0/16
+SVC6=fd00:10:96::10    # dual stack: the load-balanced Service over IPv6, tcp 80 -> 8080
+CLUSTER_CIDR6=fd00:10:244::/48
 CONNS=${SERVICES_CONNS:-1000}
 BULK_MIB=${SERVICES_BULK_MIB:-64}
 # SERVICES_NFTABLES=0 leaves out the nftables-mode rounds (the datapath meets the same
@@ -45,10 +49,12 @@ cat >"$CROOT/backend.py" <<'PY'
 import os, socket, sys, threading
 name, bulk, ready = sys.argv[1], sys.argv[2], sys.argv[3]
 
-def listener(port):
-    s = socket.socket()
+def listener(port, family=socket.AF_INET):
+    s = socket.socket(family)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
+    if family == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
     s.listen(1024)
     return s
 
@@ -82,7 +88,7 @@ def udp(u):
 
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 u.bind(("0.0.0.0", 5353))
-servers = [(names, listener(8080)), (bulk_sender, listener(8081)), (udp, u)]
+servers = [(names, listener(8080)), (names, listener(8080, socket.AF_INET6)), (bulk_sender, listener(8081)), (udp, u)]
 for fn, sock in servers:
     threading.Thread(target=fn, args=(sock,), daemon=True).start()
 open(ready, "w").close()
@@ -338,16 +344,67 @@ remove_nftables() {
   for i in 1 2; do ip netns exec "$(nns "$i")" nft delete table ip kube-proxy || return 1; done
 }
 
+# The IPv6 Service as kube-proxy's ip6tables mode writes it (its IPv6 instance has chains of the
+# same names in ip6tables).
+ip6tables_rules() {
+  cat <<EOF
+*nat
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-SVC-SLUICEHTTPSVC0006 - [0:0]
+:KUBE-SEP-SLUICEHTTPLOCAL06 - [0:0]
+:KUBE-SEP-SLUICEHTTPREMOTE6 - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000
+-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN
+-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000
+-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully
+-A KUBE-SERVICES -d $SVC6/128 -p tcp -m comment --comment "default/sluice-svc6:http cluster IP" -m tcp --dport 80 -j KUBE-SVC-SLUICEHTTPSVC0006
+-A KUBE-SVC-SLUICEHTTPSVC0006 ! -s $CLUSTER_CIDR6 -d $SVC6/128 -p tcp -m comment --comment "default/sluice-svc6:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ
+-A KUBE-SVC-SLUICEHTTPSVC0006 -m comment --comment "default/sluice-svc6:http -> [$LOCAL_IP6]:8080" -m statistic --mode random --probability 0.50000000000 -j KUBE-SEP-SLUICEHTTPLOCAL06
+-A KUBE-SVC-SLUICEHTTPSVC0006 -m comment --comment "default/sluice-svc6:http -> [$REMOTE_IP6]:8080" -j KUBE-SEP-SLUICEHTTPREMOTE6
+-A KUBE-SEP-SLUICEHTTPLOCAL06 -s $LOCAL_IP6/128 -m comment --comment "default/sluice-svc6:http" -j KUBE-MARK-MASQ
+-A KUBE-SEP-SLUICEHTTPLOCAL06 -p tcp -m comment --comment "default/sluice-svc6:http" -m tcp -j DNAT --to-destination [$LOCAL_IP6]:8080
+-A KUBE-SEP-SLUICEHTTPREMOTE6 -s $REMOTE_IP6/128 -m comment --comment "default/sluice-svc6:http" -j KUBE-MARK-MASQ
+-A KUBE-SEP-SLUICEHTTPREMOTE6 -p tcp -m comment --comment "default/sluice-svc6:http" -m tcp -j DNAT --to-destination [$REMOTE_IP6]:8080
+COMMIT
+EOF
+}
+program_ip6tables() {
+  local i
+  for i in 1 2; do
+    ip6tables_rules | ip netns exec "$(nns "$i")" ip6tables-restore --noflush || return 1
+  done
+}
+remove_ip6tables() {
+  local i
+  for i in 1 2; do
+    ip netns exec "$(nns "$i")" ip6tables -t nat -F || return 1
+    ip netns exec "$(nns "$i")" ip6tables -t nat -X || return 1
+  done
+}
+
 # Packets that reach the client from a pod address (a backend's reply that escaped the reverse
-# translation): counted in the client's own netns.
+# translation): counted in the client's own netns (IPv6: from_pods6).
 ip netns exec "$CLIENT_NS" nft -f - <<EOF
-table ip sluice_e2e {
+table inet sluice_e2e {
   counter from_pods {}
-  chain in { type filter hook prerouting priority -300; policy accept; ip saddr $CLUSTER_CIDR counter name from_pods; }
+  counter from_pods6 {}
+  chain in {
+    type filter hook prerouting priority -300; policy accept;
+    ip saddr $CLUSTER_CIDR counter name from_pods
+    ip6 saddr $CLUSTER_CIDR6 counter name from_pods6
+  }
 }
 EOF
-from_pods() {
-  ip netns exec "$CLIENT_NS" nft -j list counter ip sluice_e2e from_pods | python3 -c 'import json,sys
+from_pods() {  # from_pods [from_pods6]
+  ip netns exec "$CLIENT_NS" nft -j list counter inet sluice_e2e "${1:-from_pods}" | python3 -c 'import json,sys
 for o in json.load(sys.stdin)["nftables"]:
     if "counter" in o: print(o["counter"]["packets"])'
 }
@@ -461,6 +518,29 @@ check "both nodes detect NAT by conntrack (the kfunc) by default" both_nodes_det
 services_work "iptables/conntrack"
 check "iptables/conntrack: no flow records made (the kfunc decided) on node-1 ($(flow_records 1)) and node-2 ($(flow_records 2))" \
   test "$(flow_records 1)" -eq 0 -a "$(flow_records 2)" -eq 0
+
+if ipv6_cluster; then
+  echo "== IPv6 ClusterIP Service, kube-proxy ip6tables mode, NAT detection by conntrack" >&2
+  LOCAL_IP6=$(pod_ip6 1 2)
+  REMOTE_IP6=$(pod_ip6 2 1)
+  for i in 1 2; do ip -n "$(nns "$i")" -6 route add fd00:10:96::/108 via fd00:198:18::254; done
+  check "ip6tables-nft rules programmed on both nodes" program_ip6tables
+  fp0=$(from_pods from_pods6)
+  out=$(client tcp 200 "$SVC6" 80)
+  echo "  ip6tables tcp: $out" >&2
+  check "IPv6: 200 short TCP connections to [$SVC6]:80 all succeed" test "$(jq_py "$out" 'd["ok"]')" -eq 200
+  check "IPv6: both backends served (local and remote)" \
+    test "$(jq_py "$out" 'int(d["names"].get(E["LOCAL_NAME"], 0) > 0 and d["names"].get(E["REMOTE_NAME"], 0) > 0)')" -eq 1
+  fp1=$(from_pods from_pods6)
+  check "IPv6: no packet reached the client from a pod IPv6 address ($((fp1 - fp0)))" test "$fp1" -eq "$fp0"
+  ping_ok "$LOCAL_NS" "$(pod_ip6 1 1)" 2
+  check "control: the client does count a pod's IPv6 packets ($fp1 -> $(from_pods from_pods6))" \
+    test "$(from_pods from_pods6)" -gt "$fp1"
+  out=$(ip netns exec "$(nns 1)" python3 "$CROOT/client.py" tcp 50 "$SVC6" 80)
+  echo "  ip6tables host: $out" >&2
+  check "IPv6: node-1's host reaches the Service (kube-proxy masquerade)" test "$(jq_py "$out" 'd["ok"]')" -eq 50
+  check "ip6tables rules removed" remove_ip6tables
+fi
 
 echo "== kube-proxy iptables mode, NAT detection by flow records" >&2
 check "agents restarted with --nat-detect records" restart_agents "--nat-detect records"

@@ -130,6 +130,9 @@ write("nodes_file", "dual-stack-and-pending.json", j({"nodes": [
     {"name": "a", "internalIP": "fd00:198:18::1", "podCIDRs": ["10.244.1.0/24", "fd00:10:244:1::/64"]},
     {"name": "b-not-ready", "internalIP": None, "podCIDRs": None},
     {"name": "c", "internalIP": "198.18.0.3", "podCIDRs": []}]}))
+write("nodes_file", "cluster-sh-dual-stack.json", '{"nodes": [' + ",".join(
+    f'{{"name": "node-{i}", "internalIP": "198.18.0.{i}", "internalIP6": "fd00:198:18::{i}", '
+    f'"podCIDRs": ["10.244.{i}.0/24", "fd00:10:244:{i}::/64"]}}' for i in (1, 2)) + "]}\n")
 write("nodes_file", "empty.json", '{"nodes": []}')
 
 # --- k8s_watch: first byte = piece size for the line splitter, then the watch body ------------

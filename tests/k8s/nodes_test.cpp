@@ -39,14 +39,32 @@ TEST(NodesTest, DualStackPrefersIpv4AndKeepsBothCidrs) {
                            {"type":"InternalIP","address":"fc00:f853:ccd:e793::3"},
                            {"type":"InternalIP","address":"172.18.0.3"}]}})"));
   ASSERT_TRUE(n.ok());
-  EXPECT_EQ(n.value(), makeNode("ds", "172.18.0.3", {"10.244.1.0/24", "fd00:10:244:1::/64"}));
+  NodeInfo want = makeNode("ds", "172.18.0.3", {"10.244.1.0/24", "fd00:10:244:1::/64"});
+  want.internalIP6 = *net::IpAddr::parse("fc00:f853:ccd:e793::3");
+  EXPECT_EQ(n.value(), want) << "one InternalIP of each family, whatever their order";
+}
+
+TEST(NodesTest, RecordedDualStackNodeTakesAnInternalIpOfEachFamily) {
+  auto n = nodeInfoFromJson(json::parse(testdata("node-dualstack.json")));
+  ASSERT_TRUE(n.ok()) << n.error().describe();
+  NodeInfo want = makeNode("kind-worker", "172.18.0.2", {"10.244.1.0/24", "fd00:10:244:1::/64"});
+  want.internalIP6 = *net::IpAddr::parse("fc00:f853:ccd:e793::2");
+  EXPECT_EQ(n.value(), want);
+
+  auto second6 = nodeInfoFromJson(json::parse(R"({"metadata":{"name":"x"},
+    "status":{"addresses":[{"type":"InternalIP","address":"fd00::1"},{"type":"ExternalIP","address":"2001:db8::1"},
+                           {"type":"InternalIP","address":"fd00::2"},{"type":"InternalIP","address":"10.0.0.1"}]}})"));
+  ASSERT_TRUE(second6.ok());
+  EXPECT_EQ(second6->internalIP, *net::IpAddr::parse("10.0.0.1"));
+  EXPECT_EQ(second6->internalIP6, *net::IpAddr::parse("fd00::1")) << "the first IPv6 InternalIP, never an ExternalIP";
 }
 
 TEST(NodesTest, Ipv6OnlyNode) {
   auto n = nodeInfoFromJson(json::parse(R"({"metadata":{"name":"v6"},"spec":{"podCIDRs":["fd00:10:244:2::/64"]},
     "status":{"addresses":[{"type":"InternalIP","address":"fc00:f853:ccd:e793::4"}]}})"));
   ASSERT_TRUE(n.ok());
-  EXPECT_EQ(n.value(), makeNode("v6", "fc00:f853:ccd:e793::4", {"fd00:10:244:2::/64"}));
+  EXPECT_EQ(n.value(), makeNode("v6", "fc00:f853:ccd:e793::4", {"fd00:10:244:2::/64"}))
+      << "its only address is internalIP; internalIP6 is for a second, IPv6 one";
 }
 
 TEST(NodesTest, NodeWithoutInternalIpIsKeptButNotPublished) {
