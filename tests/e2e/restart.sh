@@ -12,7 +12,7 @@ e2e_up --nodes 2 --pods-per-node 2
 # A TCP stream across nodes that runs through every restart below, until $CROOT/stop appears:
 # the receiver counts bytes, the sender fails on any error.
 port=5201
-ip netns exec "$(pns 2 1)" timeout 60 python3 -c '
+ip netns exec "$(pns 2 1)" timeout 300 python3 -c '
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(1)
