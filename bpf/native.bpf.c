@@ -63,11 +63,7 @@ int sl_from_native(struct __sk_buff *skb)
 	/* parse pointers are still valid: neither lookup nor the NAT check moves packet data */
 	if (sl_routed_hop(&p))
 		return sl_to_stack(skb);
-	sl_rewrite_l2(&p, ep->pod_mac, ep->host_mac);
-	if (sl_redirect_endpoint(ep) != TC_ACT_REDIRECT)
-		return sl_drop(skb, SL_DROP_REDIRECT);
-	sl_count(SL_CNT_NATIVE_IN, skb->len);
-	return TC_ACT_REDIRECT;
+	return sl_deliver_local(skb, &p, ep, SL_CNT_NATIVE_IN);
 }
 
 SEC("tc")

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
- * sluice_vxlan, a collect-metadata VXLAN device.
+ * sluice_vxlan, a collect-metadata VXLAN device, and the underlay's ingress in vxlan mode.
  * from_overlay (ingress, decapsulated): a local endpoint → L2 rewrite + bpf_redirect_peer;
  *   an inner source inside another node's pod CIDR must come from that node's address.
  *   Replies of flows this node's stack translated (lib/nat.h) go to the stack instead.
+ * from_tunnel (the underlay's ingress): the same decision on a VXLAN packet before the kernel
+ *   sees it; what from_overlay would deliver is decapsulated in BPF (lib/vxlan.h) and goes
+ *   straight in, everything else goes on to the kernel and sluice_vxlan untouched.
  * to_overlay (egress): packets the stack routed here (host → remote pod, Service DNAT to a
  *   remote backend) get their tunnel key from the same routes map; redirected ones carry it.
  *   Stack-routed flows are recorded while flow records are the NAT detection in use.
@@ -14,32 +17,16 @@
 #include "lib/nat.h"
 #include "lib/parse.h"
 #include "lib/tunnel.h"
-
-/* 0 when the outer source is the node owning the inner source's pod CIDR (or the inner
- * source is no pod of a known node), else a drop reason. */
-static __always_inline int sl_check_tunnel_source(struct __sk_buff *skb, const struct sl_ip *src)
-{
-	struct bpf_tunnel_key tk = {};
-	struct sl_route *rt;
-
-	/* Without metadata there is no outer header to hold against the inner one. A
-	 * collect-metadata device always attaches it, so this only happens in tests. */
-	if (bpf_skb_get_tunnel_key(skb, &tk, sizeof(tk), 0) < 0)
-		return 0;
-	rt = sl_route_lookup(src);
-	if (!rt || !rt->node_ip4)
-		return 0;
-	return bpf_ntohl(rt->node_ip4) == tk.remote_ipv4 ? 0 : SL_DROP_SPOOFED_SRC;
-}
+#include "lib/vxlan.h"
 
 SEC("tc")
 int sl_from_overlay(struct __sk_buff *skb)
 {
-	struct sl_endpoint_key key;
-	struct sl_endpoint *ep;
-	struct sl_ip src;
+	struct bpf_tunnel_key tk = {};
+	struct sl_endpoint *ep = NULL;
+	__u32 outer_src = 0;
 	struct sl_pkt p;
-	int err, act;
+	int err;
 
 	err = sl_parse(skb, &p);
 	if (err)
@@ -47,36 +34,55 @@ int sl_from_overlay(struct __sk_buff *skb)
 	if (!p.ip4 && !p.ip6)
 		return sl_to_stack(skb);
 
-	if (p.ip4) {
-		sl_ip_from4(&key.ip, p.ip4->daddr);
-		sl_ip_from4(&src, p.ip4->saddr);
-	} else if (p.ip6) {
-		sl_ip_from6(&key.ip, &p.ip6->daddr);
-		sl_ip_from6(&src, &p.ip6->saddr);
-	} else {
-		return sl_to_stack(skb);
-	}
-	err = sl_check_tunnel_source(skb, &src);
-	if (err)
+	/* Without metadata there is no outer header to hold against the inner one. A
+	 * collect-metadata device always attaches it, so this only happens in tests. */
+	if (bpf_skb_get_tunnel_key(skb, &tk, sizeof(tk), 0) == 0)
+		outer_src = bpf_htonl(tk.remote_ipv4);
+	err = sl_decap_verdict(skb, &p, outer_src, sl_get_config(), &ep);
+	if (err < 0)
 		return sl_drop(skb, err);
 	sl_to_this_host(skb);
-	if (p.ip6 && p.ip6_ext)
-		return sl_to_stack(skb); /* as from_pod: the stack forwards what the NAT check cannot see */
-
-	ep = bpf_map_lookup_elem(&sl_endpoints, &key);
-	if (!ep)
+	if (err == SL_DECAP_STACK_NAT)
+		return sl_to_stack_nat(skb);
+	if (err != SL_DECAP_DELIVER || !ep)
 		return sl_to_stack(skb);
-
-	if (sl_nat_diverts(skb, &p, sl_get_config(), &act))
-		return act;
-
 	/* parse pointers are still valid: neither the tunnel-key read nor the NAT check moves
 	 * packet data */
-	sl_rewrite_l2(&p, ep->pod_mac, ep->host_mac);
-	if (sl_redirect_endpoint(ep) != TC_ACT_REDIRECT)
-		return sl_drop(skb, SL_DROP_REDIRECT);
-	sl_count(SL_CNT_DECAP, skb->len);
-	return TC_ACT_REDIRECT;
+	return sl_deliver_local(skb, &p, ep, SL_CNT_DECAP);
+}
+
+/*
+ * The underlay's ingress in vxlan mode. The device is the node's own network: what is not a
+ * VXLAN packet for a local pod that from_overlay would deliver passes on untouched and
+ * uncounted (TC_ACT_UNSPEC), to later programs and then the kernel's UDP socket and
+ * sluice_vxlan, where from_overlay decides and counts as before.
+ */
+SEC("tc")
+int sl_from_tunnel(struct __sk_buff *skb)
+{
+	struct sl_endpoint *ep = NULL;
+	struct sl_config *cfg;
+	__u32 outer_src = 0;
+	struct sl_pkt p;
+
+	if (skb->pkt_type != SL_PACKET_HOST)
+		return TC_ACT_UNSPEC;
+	cfg = sl_get_config();
+	if (!cfg || cfg->mode != SL_MODE_VXLAN || !sl_vxlan_ours(skb, cfg, &outer_src))
+		return TC_ACT_UNSPEC;
+	if (sl_parse_at(skb, &p, SL_VXLAN_INNER_OFF) || (!p.ip4 && !p.ip6))
+		return TC_ACT_UNSPEC;
+	if (sl_decap_verdict(skb, &p, outer_src, cfg, &ep) != SL_DECAP_DELIVER || !ep)
+		return TC_ACT_UNSPEC;
+	/*
+	 * Kernel 6.18's bpf_skb_adjust_room() leaves skb->encapsulation and the UDP tunnel GSO bits
+	 * of a GSO packet set (only bpf-next's BPF_F_ADJ_ROOM_DECAP_L4_UDP clears them, as the
+	 * kernel's tunnel receive path does). A pod receiving the packet never looks at them, but a
+	 * qdisc may segment it: through the host veth (a bandwidth limit), the device path it is.
+	 */
+	if (skb->gso_size && (ep->flags & SL_EP_F_VIA_VETH))
+		return TC_ACT_UNSPEC;
+	return sl_vxlan_decap(skb, &p, ep);
 }
 
 SEC("tc")

@@ -3,8 +3,10 @@
  * from_pod: tc ingress of a pod's host-side veth, i.e. every packet a pod sends.
  * 1. the source must be the pod's own address (sl_ifaces[ifindex]), else drop;
  * 2. a local endpoint → L2 rewrite + bpf_redirect_peer into its netns;
- * 3. a remote node's pod CIDR → tunnel key + redirect to sluice_vxlan (native: redirect_neigh
- *    to the underlay, the remote node's address as next hop);
+ * 3. a remote node's pod CIDR → VXLAN headers pushed here and bpf_redirect_neigh out of the
+ *    underlay (lib/vxlan.h); what that cannot take (no IPv4 node address or underlay yet, the
+ *    kernel refusing the headroom) gets a tunnel key and a redirect to sluice_vxlan instead
+ *    (native: redirect_neigh to the underlay, the remote node's address as next hop);
  * 4. anything else → the host stack (services, host, outside world).
  * IPv6 with extension headers goes to the stack after the source check (lib/parse.h).
  * Before 2 and 3, packets of flows the stack translated (lib/nat.h) go to the stack instead.
@@ -18,6 +20,7 @@
 #include "lib/nat.h"
 #include "lib/parse.h"
 #include "lib/tunnel.h"
+#include "lib/vxlan.h"
 
 /*
  * Neighbour discovery and router solicitation must always reach the host, whatever their source
@@ -65,21 +68,15 @@ static __always_inline int sl_check_source(struct __sk_buff *skb, struct sl_pkt 
 static __always_inline int sl_redirect_local(struct __sk_buff *skb, struct sl_pkt *p,
 					     const struct sl_endpoint *ep)
 {
-	long ret;
-
 	if (sl_routed_hop(p))
 		return sl_to_stack(skb);
-	sl_rewrite_l2(p, ep->pod_mac, ep->host_mac);
-	ret = sl_redirect_endpoint(ep);
-	if (ret != TC_ACT_REDIRECT)
-		return sl_drop(skb, SL_DROP_REDIRECT);
-	sl_count(SL_CNT_REDIRECT_LOCAL, skb->len);
-	return TC_ACT_REDIRECT;
+	return sl_deliver_local(skb, p, ep, SL_CNT_REDIRECT_LOCAL);
 }
 
 static __always_inline int sl_forward_remote(struct __sk_buff *skb, struct sl_pkt *p,
 					     const struct sl_route *rt, const struct sl_config *cfg)
 {
+	__u32 len;
 	int err;
 
 	if (!cfg)
@@ -125,6 +122,15 @@ static __always_inline int sl_forward_remote(struct __sk_buff *skb, struct sl_pk
 		return sl_to_stack(skb);
 	if (sl_routed_hop(p))
 		return sl_to_stack(skb);
+	len = skb->len;
+	err = sl_vxlan_encap(skb, p, rt, cfg);
+	if (err == TC_ACT_REDIRECT) {
+		sl_count(SL_CNT_ENCAP_DIRECT, len);
+		return TC_ACT_REDIRECT;
+	}
+	if (err)
+		return sl_drop(skb, err);
+	/* the device path: what BPF cannot encapsulate, sluice_vxlan does */
 	err = sl_set_tunnel(skb, rt, cfg);
 	if (err)
 		return sl_drop(skb, err);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
-/* L2 rewrite and the routed hop's TTL/hop-limit decrement. */
+/* L2 rewrite, delivery into a local pod, and the routed hop's TTL/hop-limit decrement. */
 #pragma once
 
+#include "lib/maps.bpf.h"
 #include "lib/parse.h"
 
 /* The frame must look addressed to the receiving device, or it dies as PACKET_OTHERHOST. */
@@ -28,6 +29,18 @@ static __always_inline long sl_redirect_endpoint(const struct sl_endpoint *ep)
 	if (ep->flags & SL_EP_F_VIA_VETH)
 		return bpf_redirect(ep->ifindex, 0);
 	return bpf_redirect_peer(ep->ifindex, 0);
+}
+
+/* The tail every way into a local pod shares: the frame addressed from its host veth to its
+ * eth0, redirected, counted as `verdict`. Only p->eth is used. */
+static __always_inline int sl_deliver_local(struct __sk_buff *skb, struct sl_pkt *p,
+					    const struct sl_endpoint *ep, __u32 verdict)
+{
+	sl_rewrite_l2(p, ep->pod_mac, ep->host_mac);
+	if (sl_redirect_endpoint(ep) != TC_ACT_REDIRECT)
+		return sl_drop(skb, SL_DROP_REDIRECT);
+	sl_count(verdict, skb->len);
+	return TC_ACT_REDIRECT;
 }
 
 /* Like the kernel's ip_decrease_ttl(): incremental checksum update (RFC 1624). */

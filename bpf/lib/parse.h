@@ -33,8 +33,9 @@ static __always_inline int sl_ip6_is_ext(__u8 nexthdr)
 }
 
 /* 0 on success, SL_DROP_MALFORMED for truncated or invalid IP headers. Non-IP frames parse
- * fine with ip4 == ip6 == NULL. */
-static __always_inline int sl_parse(struct __sk_buff *skb, struct sl_pkt *p)
+ * fine with ip4 == ip6 == NULL. The Ethernet header is at `off` (a constant): 0, or the inner
+ * frame of a VXLAN packet. */
+static __always_inline int sl_parse_at(struct __sk_buff *skb, struct sl_pkt *p, __u32 off)
 {
 	p->data = (void *)(long)skb->data;
 	p->end = (void *)(long)skb->data_end;
@@ -45,7 +46,7 @@ static __always_inline int sl_parse(struct __sk_buff *skb, struct sl_pkt *p)
 	p->is_frag = 0;
 	p->ip6_ext = 0;
 
-	p->eth = p->data;
+	p->eth = p->data + off;
 	if ((void *)(p->eth + 1) > p->end)
 		return SL_DROP_MALFORMED;
 	p->proto = bpf_ntohs(p->eth->h_proto);
@@ -80,6 +81,11 @@ static __always_inline int sl_parse(struct __sk_buff *skb, struct sl_pkt *p)
 		p->ip6_ext = sl_ip6_is_ext(ip6->nexthdr);
 	}
 	return 0;
+}
+
+static __always_inline int sl_parse(struct __sk_buff *skb, struct sl_pkt *p)
+{
+	return sl_parse_at(skb, p, 0);
 }
 
 static __always_inline void sl_ip_from4(struct sl_ip *out, __u32 addr)

@@ -46,7 +46,7 @@ void Agent::countError(const Error& e) {
 
 Status Agent::start() {
   if (!opts_.installCniBin.empty()) SL_TRY(installCniBinary(opts_.installCniBin, opts_.cniBinDir));
-  SL_ASSIGN_OR_RETURN(auto dp, loadDatapath(opts_.bpfRoot));
+  SL_ASSIGN_OR_RETURN(auto dp, loadDatapath(opts_.bpfRoot, opts_.vxlanPort));
   dp_.emplace(std::move(dp));
   ConfigUpdate cfg;
   cfg.mode = opts_.mode == DatapathMode::kNative ? SL_MODE_NATIVE : SL_MODE_VXLAN;

@@ -107,7 +107,7 @@ int status(const AgentOptions& o, std::ostream& out, std::ostream& err) {
         auto eg = bpf::tcEgressProgId(static_cast<int>(c.overlay_ifindex));
         j["overlayAttached"] = {{"ingress", in.ok() ? *in : 0}, {"egress", eg.ok() ? *eg : 0}};
       }
-      if (c.mode == SL_MODE_NATIVE && c.underlay_ifindex != 0) {
+      if (c.underlay_ifindex != 0) {  // vxlan mode: sl_from_tunnel at ingress, nothing at egress
         auto in = bpf::tcIngressProgId(static_cast<int>(c.underlay_ifindex));
         auto eg = bpf::tcEgressProgId(static_cast<int>(c.underlay_ifindex));
         j["underlayAttached"] = {{"ingress", in.ok() ? *in : 0}, {"egress", eg.ok() ? *eg : 0}};
@@ -118,7 +118,8 @@ int status(const AgentOptions& o, std::ostream& out, std::ostream& err) {
                      {SL_PROG_FROM_OVERLAY, pinnedProgId(o.bpfRoot, SL_PROG_FROM_OVERLAY)},
                      {SL_PROG_TO_OVERLAY, pinnedProgId(o.bpfRoot, SL_PROG_TO_OVERLAY)},
                      {SL_PROG_FROM_NATIVE, pinnedProgId(o.bpfRoot, SL_PROG_FROM_NATIVE)},
-                     {SL_PROG_TO_NATIVE, pinnedProgId(o.bpfRoot, SL_PROG_TO_NATIVE)}};
+                     {SL_PROG_TO_NATIVE, pinnedProgId(o.bpfRoot, SL_PROG_TO_NATIVE)},
+                     {SL_PROG_FROM_TUNNEL, pinnedProgId(o.bpfRoot, SL_PROG_FROM_TUNNEL)}};
     auto eps = maps->endpoints.entries();
     auto ifs = maps->ifaces.entries();
     auto rts = maps->routes.entries();
@@ -158,6 +159,9 @@ int status(const AgentOptions& o, std::ostream& out, std::ostream& err) {
       if (j.contains("overlayAttached"))
         out << " tc ingress prog " << j["overlayAttached"]["ingress"] << ", egress prog "
             << j["overlayAttached"]["egress"];
+      if (j.contains("underlayAttached"))
+        out << "\nUnderlay:   " << c["underlay"].get<std::string>() << " (ifindex " << c["underlayIfindex"]
+            << ") ingress prog " << j["underlayAttached"]["ingress"];
     }
     out << "\n";
   }

@@ -25,11 +25,11 @@ Result<bool> ensureBpffs(const std::string& dir) {
   return true;
 }
 
-Result<bpf::Datapath> loadDatapath(const std::string& bpfRoot) {
+Result<bpf::Datapath> loadDatapath(const std::string& bpfRoot, uint16_t vxlanPort) {
   auto mounted = ensureBpffs(bpfRoot);
   if (!mounted.ok()) return std::move(mounted).error();
   bool reuse = bpf::datapathPinned(bpfRoot);
-  auto dp = bpf::Datapath::load({bpfRoot});
+  auto dp = bpf::Datapath::load({bpfRoot, vxlanPort});
   if (!dp.ok()) return std::move(dp).error().context("load datapath under " + bpfRoot);
   if (reuse) spdlog::info("reused the maps pinned under {} (contents kept)", bpfRoot);
   return dp;

@@ -18,8 +18,8 @@ namespace sluice::agent {
 // Returns whether a mount was made.
 Result<bool> ensureBpffs(const std::string& dir);
 
-// ensureBpffs + Datapath::load({bpfRoot}).
-Result<bpf::Datapath> loadDatapath(const std::string& bpfRoot);
+// ensureBpffs + Datapath::load({bpfRoot, vxlanPort}).
+Result<bpf::Datapath> loadDatapath(const std::string& bpfRoot, uint16_t vxlanPort);
 
 // The fields of sl_config the agent owns; unset ones keep their current value.
 struct ConfigUpdate {

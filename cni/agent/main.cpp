@@ -30,7 +30,7 @@ int loadOnly(const AgentOptions& o) {
   if (!o.installCniBin.empty()) {
     if (auto st = sluice::agent::installCniBinary(o.installCniBin, o.cniBinDir); !st.ok()) return fail(st.error());
   }
-  auto dp = sluice::agent::loadDatapath(o.bpfRoot);
+  auto dp = sluice::agent::loadDatapath(o.bpfRoot, o.vxlanPort);
   if (!dp.ok()) return fail(dp.error());
   sluice::agent::ConfigUpdate u;
   u.mode = o.mode == sluice::agent::DatapathMode::kNative ? SL_MODE_NATIVE : SL_MODE_VXLAN;

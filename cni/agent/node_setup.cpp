@@ -25,9 +25,10 @@ Status attachIfDifferent(int ifindex, int progFd, bool ingress) {
   return okStatus();
 }
 
-// The underlay carries the native-routing programs through TCX where the kernel has it (no
-// qdisc is added to the node's own device, and programs after ours still run), else at the
-// clsact slot.
+// The underlay carries our programs (native routing's, or vxlan mode's sl_from_tunnel) through
+// TCX where the kernel has it (no qdisc is added to the node's own device, and programs after
+// ours still run), else at the clsact slot. Either way an attach replaces the Sluice program
+// there in place, so a mode switch or an upgrade leaves no gap.
 Status attachUnderlay(int ifindex, int progFd, bool ingress) {
   SL_ASSIGN_OR_RETURN(uint32_t want, bpf::progId(progFd));
   SL_ASSIGN_OR_RETURN(uint32_t have, ingress ? bpf::tcIngressProgId(ifindex) : bpf::tcEgressProgId(ifindex));
@@ -42,20 +43,21 @@ Status attachUnderlay(int ifindex, int progFd, bool ingress) {
   return okStatus();
 }
 
-// The native-routing programs off the underlay (vxlan mode after a native one); anything else
-// attached there is left alone.
+// sl_to_native off the underlay (vxlan mode after a native one: sl_from_tunnel has replaced
+// sl_from_native at ingress already); anything else attached there is left alone.
 Status detachNativePrograms(int ifindex) {
-  SL_ASSIGN_OR_RETURN(bool detached, detachNativeFrom(ifindex));
+  SL_ASSIGN_OR_RETURN(bool detached, detachUnderlayFrom(ifindex, /*tunnelToo=*/false));
   if (detached) spdlog::info("native-routing programs detached from the underlay (ifindex {})", ifindex);
   return okStatus();
 }
 
 }  // namespace
 
-Result<bool> detachNativeFrom(int ifindex) {
+Result<bool> detachUnderlayFrom(int ifindex, bool tunnelToo) {
   bool any = false;
   auto in = bpf::tcIngressProgId(ifindex);
-  if (in.ok() && *in != 0 && bpf::progNameById(*in) == SL_PROG_FROM_NATIVE) {
+  const std::string inName = in.ok() && *in != 0 ? bpf::progNameById(*in) : "";
+  if (inName == SL_PROG_FROM_NATIVE || (tunnelToo && inName == SL_PROG_FROM_TUNNEL)) {
     SL_TRY(bpf::detachTcIngress(ifindex));
     any = true;
   }
@@ -97,6 +99,7 @@ Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapa
                                  opts.vxlanPort, n.podMtu, n.underlay.name);
     SL_TRY(attachIfDifferent(n.overlayIfindex, dp.fromOverlayFd(), true));
     SL_TRY(attachIfDifferent(n.overlayIfindex, dp.toOverlayFd(), false));
+    SL_TRY(attachUnderlay(n.underlay.ifindex, dp.fromTunnelFd(), true));
     SL_TRY(detachNativePrograms(n.underlay.ifindex));
   } else {
     SL_TRY(attachUnderlay(n.underlay.ifindex, dp.fromNativeFd(), true));
@@ -126,6 +129,7 @@ Result<bool> checkNodeNetwork(const AgentOptions& opts, const bpf::Datapath& dp,
   if (ifindexOf(kVxlanName) != n.overlayIfindex) return false;
   SL_TRY(attachIfDifferent(n.overlayIfindex, dp.fromOverlayFd(), true));
   SL_TRY(attachIfDifferent(n.overlayIfindex, dp.toOverlayFd(), false));
+  SL_TRY(attachUnderlay(n.underlay.ifindex, dp.fromTunnelFd(), true));
   SL_TRY(applyDatapathSysctls(kVxlanName));
   return true;
 }

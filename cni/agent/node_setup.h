@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Per-node network set-up once this node's own entry is known: the underlay, sluice_vxlan
-// with the overlay programs at its tc ingress/egress (vxlan mode) or sl_from_native /
-// sl_to_native at the underlay's (native mode), sysctls and sl_config. (The masquerade
+// with the overlay programs at its tc ingress/egress and sl_from_tunnel at the underlay's
+// ingress (vxlan mode) or sl_from_native / sl_to_native at the underlay's (native mode),
+// sysctls and sl_config. (The masquerade
 // rule needs every node's address: the agent's reconcile keeps it.)
 // Every step is idempotent and leaves matching state untouched (restarts are seamless).
 #pragma once
@@ -26,9 +27,10 @@ struct NodeNetwork {
 // Brings the node's networking to the desired state for `self`.
 Result<NodeNetwork> setupNodeNetwork(const AgentOptions& opts, const bpf::Datapath& dp, const NodeInfo& self);
 
-// Detaches sl_from_native / sl_to_native from an interface where they are attached (by
-// program name; other programs stay). Returns whether anything was detached.
-Result<bool> detachNativeFrom(int ifindex);
+// Detaches the underlay's programs from an interface where they are attached (by program
+// name; other programs stay): sl_from_native / sl_to_native, and sl_from_tunnel with
+// tunnelToo. Returns whether anything was detached.
+Result<bool> detachUnderlayFrom(int ifindex, bool tunnelToo);
 
 // Cheap drift check run periodically: the overlay device still exists with the same ifindex,
 // our programs are still the ones attached, sysctls still hold. Repairs what it can; returns

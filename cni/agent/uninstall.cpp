@@ -41,14 +41,14 @@ Result<bool> removeFile(const std::string& path) {
   return Error::fromErrno(errno, "remove " + path, CniCode::kIoFailure);
 }
 
-// Native routing: sl_from_native/sl_to_native off every interface that has them (the
+// sl_from_tunnel, sl_from_native and sl_to_native off every interface that has them (the
 // underlay, found by program name: the state file may be gone). Returns how many interfaces.
-Result<int> detachNativePrograms() {
+Result<int> detachUnderlayPrograms() {
   std::unique_ptr<struct if_nameindex, decltype(&if_freenameindex)> ifs(if_nameindex(), &if_freenameindex);
   if (!ifs) return Error::fromErrno(errno, "list interfaces", CniCode::kIoFailure);
   int detached = 0;
   for (const struct if_nameindex* i = ifs.get(); i->if_index != 0; ++i) {
-    SL_ASSIGN_OR_RETURN(bool any, detachNativeFrom(static_cast<int>(i->if_index)));
+    SL_ASSIGN_OR_RETURN(bool any, detachUnderlayFrom(static_cast<int>(i->if_index), /*tunnelToo=*/true));
     if (any) ++detached;
   }
   return detached;
@@ -95,7 +95,7 @@ Result<UninstallReport> uninstallNode(const AgentOptions& o) {
   SL_TRY(removeMasquerade());
   r.masqueradeRemoved = true;
   SL_ASSIGN_OR_RETURN(r.vxlanRemoved, removeVxlan());
-  SL_ASSIGN_OR_RETURN(r.nativeDetached, detachNativePrograms());
+  SL_ASSIGN_OR_RETURN(r.nativeDetached, detachUnderlayPrograms());
   SL_ASSIGN_OR_RETURN(r.pinsRemoved, removePins(o.bpfRoot));
   return r;
 }
@@ -121,7 +121,7 @@ int runUninstall(const AgentOptions& o, std::ostream& out, std::ostream& err) {
   out << "routes:     " << r->routesRemoved << " removed\n";
   out << "overlay:    " << kVxlanName << " " << (r->vxlanRemoved ? "removed" : "already gone")
       << "\n";
-  out << "underlay:   native-routing programs detached from " << r->nativeDetached << " interface"
+  out << "underlay:   Sluice programs detached from " << r->nativeDetached << " interface"
       << (r->nativeDetached == 1 ? "" : "s") << "\n";
   out << "pins:       " << r->pinsRemoved << " removed under " << o.bpfRoot << "\n";
   if (r->endpointsLeft > 0)

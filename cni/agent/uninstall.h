@@ -16,7 +16,9 @@ struct UninstallReport {
   bool conflistRemoved = false;
   bool masqueradeRemoved = false;
   bool vxlanRemoved = false;
-  int nativeDetached = 0;  // interfaces sl_from_native/sl_to_native were detached from
+  // interfaces the underlay's programs (sl_from_tunnel, sl_from_native/sl_to_native) were
+  // detached from; the JSON key keeps its first name
+  int nativeDetached = 0;
   int routesRemoved = 0;
   int pinsRemoved = 0;
   int endpointsLeft = 0;  // pods still plumbed (their veths keep the program until DEL)

@@ -11,9 +11,12 @@
 # ping-pong, busy-polling client), and the ratios to the underlay.
 #
 # With --native, a second Sluice cluster in native routing mode (no encapsulation,
-# bpf_redirect_neigh over the L2-adjacent underlay) joins as one more setup.
+# bpf_redirect_neigh over the L2-adjacent underlay) joins as one more setup. With
+# --baseline-build DIR, a Sluice cluster of another build (DIR/bin: sluice, sluice-agent) joins
+# as "baseline": before/after a change, measured in the same interleaved rounds.
 #
 # Usage: sudo hack/bench/cross-node.sh [--rounds N] [--duration S] [--build-dir DIR] [--native]
+#                                      [--baseline-build DIR]
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -21,13 +24,15 @@ ROUNDS=5
 DURATION=8
 BUILD_DIR=$REPO/build
 NATIVE=0
+BASELINE_BUILD=
 while (($#)); do
   case $1 in
     --rounds) ROUNDS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
     --build-dir) BUILD_DIR=$2; shift 2 ;;
     --native) NATIVE=1; shift ;;
-    -h|--help) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --baseline-build) BASELINE_BUILD=$2; shift 2 ;;
+    -h|--help) sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -40,9 +45,11 @@ FL=slf$$            # flannel-style setup prefix
 RESULTS=$(mktemp -d)
 
 NATIVE_PREFIX=slbn$$
+BASELINE_PREFIX=slbb$$
 cleanup() {
   bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true
   SLUICE_CLUSTER_PREFIX=$NATIVE_PREFIX bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true
+  SLUICE_CLUSTER_PREFIX=$BASELINE_PREFIX bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true
   local ns
   for ns in $(ip netns list | awk '{print $1}' | grep "^$FL-" || true); do
     ip netns pids "$ns" | xargs -r kill -KILL 2>/dev/null || true
@@ -69,6 +76,15 @@ if ((NATIVE)); then
   NA_SERVER_IP=$(pod_ip pod-2-1 "$NATIVE_PREFIX")
   ip netns exec "$NA_CLIENT" ping -c 1 -W 2 -q "$NA_SERVER_IP" >/dev/null || { echo "native-routing cluster does not forward" >&2; exit 1; }
   SETUPS+=(native)
+fi
+if [[ -n $BASELINE_BUILD ]]; then
+  SLUICE_BUILD_DIR=$BASELINE_BUILD SLUICE_CLUSTER_PREFIX=$BASELINE_PREFIX \
+    bash "$REPO/hack/cluster.sh" up --nodes 2 --pods-per-node 1 >/dev/null
+  BL_CLIENT=$BASELINE_PREFIX-n1-p1
+  BL_SERVER=$BASELINE_PREFIX-n2-p1
+  BL_SERVER_IP=$(pod_ip pod-2-1 "$BASELINE_PREFIX")
+  ip netns exec "$BL_CLIENT" ping -c 1 -W 2 -q "$BL_SERVER_IP" >/dev/null || { echo "baseline cluster does not forward" >&2; exit 1; }
+  SETUPS+=(baseline)
 fi
 
 # ---- flannel-style kernel VXLAN: cni0 bridge per node, flannel.1 with static entries ----
@@ -158,6 +174,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
       sluice) args=("$SL_CLIENT" "$SL_SERVER" "$SL_SERVER_IP") ;;
       flannel) args=("$FL_CLIENT" "$FL_SERVER" "$FL_SERVER_IP") ;;
       native) args=("$NA_CLIENT" "$NA_SERVER" "$NA_SERVER_IP") ;;
+      baseline) args=("$BL_CLIENT" "$BL_SERVER" "$BL_SERVER_IP") ;;
     esac
     tput "$setup" "${args[@]}" 1
     tput "$setup" "${args[@]}" 4
@@ -175,6 +192,8 @@ def col(name, kind, idx=0):
 setups = [("underlay", "bare underlay (limit)"), ("sluice", "Sluice"), ("flannel", "kernel VXLAN (flannel-style)")]
 if os.path.exists(os.path.join(d, "native.tput1")):
     setups.append(("native", "Sluice native routing"))
+if os.path.exists(os.path.join(d, "baseline.tput1")):
+    setups.append(("baseline", "Sluice, baseline build"))
 def fmt(v, unit=""):
     if not v: return "n/a"
     return f"{statistics.median(v):.2f}{unit} ({min(v):.2f}-{max(v):.2f})"
@@ -196,4 +215,10 @@ for key, label in setups[1:]:
 print(f"  Sluice / kernel VXLAN: throughput 1 stream {med('sluice','tput1')/med('flannel','tput1'):.2f}x, "
       f"4 streams {med('sluice','tput4')/med('flannel','tput4'):.2f}x, "
       f"CPU/GB {med('sluice','tput1',1)/med('flannel','tput1',1):.2f}x, RTT {med('sluice','rr')/med('flannel','rr'):.2f}x")
+print(f"  Sluice / kernel VXLAN, 4 streams CPU/GB {med('sluice','tput4',1)/med('flannel','tput4',1):.2f}x")
+if os.path.exists(os.path.join(d, "baseline.tput1")):
+    print(f"  Sluice / baseline build: throughput 1 stream {med('sluice','tput1')/med('baseline','tput1'):.2f}x, "
+          f"4 streams {med('sluice','tput4')/med('baseline','tput4'):.2f}x, "
+          f"CPU/GB 1 stream {med('sluice','tput1',1)/med('baseline','tput1',1):.2f}x, "
+          f"4 streams {med('sluice','tput4',1)/med('baseline','tput4',1):.2f}x, RTT {med('sluice','rr')/med('baseline','rr'):.2f}x")
 PY

@@ -62,7 +62,7 @@ TEST_F(DatapathModelTest, RandomFramesMatchTheReferenceModel) {
     }
   }
   // The run must have exercised every decision, or it proves little.
-  for (int counter : std::initializer_list<int>{SL_CNT_REDIRECT_LOCAL, SL_CNT_ENCAP, SL_CNT_NATIVE, SL_CNT_TO_STACK,
+  for (int counter : std::initializer_list<int>{SL_CNT_REDIRECT_LOCAL, SL_CNT_ENCAP, SL_CNT_ENCAP_DIRECT, SL_CNT_NATIVE, SL_CNT_TO_STACK,
                                                SL_CNT_DROP(SL_DROP_MALFORMED), SL_CNT_DROP(SL_DROP_SPOOFED_SRC),
                                                SL_CNT_DROP(SL_DROP_UNKNOWN_IFACE)})
     EXPECT_GE(byCounter[counter], scenarios * frames / 200) << "too few frames decided as counter " << counter;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A reference model of sl_from_pod's decision, written from DESIGN §2 and the program's
 // documented order (malformed, not IP, neighbour discovery, spoofed, local endpoint, remote
-// route, stack), and a runner that feeds frames to the real program through
+// route: VXLAN pushed in BPF or the device's tunnel key, stack), and a runner that feeds frames to the real program through
 // BPF_PROG_TEST_RUN and compares every verdict, output byte, counter and tunnel key with the
 // model. Shared by the seeded gtest (datapath_fuzz_test.cpp) and the libFuzzer target
 // (tests/fuzz/fuzz_datapath.cpp). No gtest in here: mismatches come back as text.
@@ -64,6 +64,10 @@ struct Decision {
   int counter = 0;   // the one SL_CNT_* that counts this packet
   Bytes out;         // the frame as the program leaves it
   std::optional<TunnelKey> tunnel;  // set by bpf_skb_set_tunnel_key, exactly once
+  // VXLAN pushed in BPF (lib/vxlan.h): `out` is the encapsulated frame but for the outer IPv4
+  // ID and checksum and the UDP source port, which come from a random number and the flow
+  // hash (the runner checks the checksum and the port's range instead).
+  bool directEncap = false;
   bool kernelMayRefuse = false;     // shorter than its EtherType's header: the test run may refuse it
   std::string why;
 };

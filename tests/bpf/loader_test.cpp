@@ -37,7 +37,8 @@ TEST_F(LoaderTest, PinsEveryMapAndProgram) {
   ASSERT_TRUE(dp.ok()) << dp.error().describe();
   for (const char* n : {SL_MAP_ENDPOINTS, SL_MAP_IFACES, SL_MAP_ROUTES, SL_MAP_CONFIG, SL_MAP_METRICS,
                         SL_MAP_STACK_FLOWS, SL_MAP_STACK_FRAGS, SL_PROG_FROM_POD, SL_PROG_TO_POD,
-                        SL_PROG_FROM_OVERLAY, SL_PROG_TO_OVERLAY, SL_PROG_FROM_NATIVE, SL_PROG_TO_NATIVE})
+                        SL_PROG_FROM_OVERLAY, SL_PROG_TO_OVERLAY, SL_PROG_FROM_NATIVE, SL_PROG_TO_NATIVE,
+                        SL_PROG_FROM_TUNNEL})
     EXPECT_EQ(access(bpf::pinPath(root_, n).c_str(), F_OK), 0) << n;
   EXPECT_TRUE(bpf::datapathPinned(root_));
   auto maps = bpf::PinnedMaps::open(root_);
@@ -151,7 +152,7 @@ TEST_F(LoaderTest, TcAttachReplaceQueryDetach) {
 
 TEST_F(LoaderTest, CounterNamesCoverEveryVerdictAndDropReason) {
   for (int id : {SL_CNT_REDIRECT_LOCAL, SL_CNT_ENCAP, SL_CNT_DECAP, SL_CNT_TO_STACK, SL_CNT_NATIVE,
-                 SL_CNT_TO_STACK_NAT, SL_CNT_NATIVE_IN})
+                 SL_CNT_TO_STACK_NAT, SL_CNT_NATIVE_IN, SL_CNT_ENCAP_DIRECT, SL_CNT_DECAP_DIRECT})
     EXPECT_NE(bpf::counterName(id), nullptr) << id;
   for (int r = 1; r <= SL_DROP_MAX_REASON; ++r) {
     EXPECT_NE(bpf::dropReasonName(-r), nullptr) << r;

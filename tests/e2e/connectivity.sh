@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Pod <-> pod on the same node and across nodes (ICMP, TCP, UDP, 1 MiB by hash), host <-> pod,
-# pod -> node; cross-node packets are VXLAN on the underlay (SLUICE_MODE=native: plain IP
-# between the pods' addresses, no VXLAN at all); same-node and cross-node packets never reach
+# pod -> node; cross-node packets are VXLAN on the underlay, pushed and stripped in BPF, and a
+# node still on the device path interoperates (SLUICE_MODE=native: plain IP between the pods'
+# addresses, no VXLAN at all); same-node and cross-node packets never reach
 # the host's forwarding path; nodes file changes converge within 1 s; down leaves nothing behind.
 # In a dual-stack cluster (the default) all of it over IPv6 too: the IPv4 tunnel carrying it, or
 # in native mode plain IPv6 on the underlay.
@@ -27,6 +28,9 @@ if native_mode; then
     bash -c "ip -n $(nns 1) route show 10.244.3.0/24 | grep -q 'via 198.18.0.3 dev eth0'"
 else
   check "vxlan: pod MTU is the underlay's minus 50 ($(pod_mtu 1 1))" test "$(pod_mtu 1 1)" = 1450
+  check "vxlan: status shows sl_from_tunnel attached to the underlay eth0's ingress" test \
+    "$(status_field 1 '"%s %s" % (d["config"]["underlay"], d["underlayAttached"]["ingress"])')" \
+    = "eth0 $(pinned_id 1 sl_from_tunnel)"
 fi
 
 check "connectivity matrix (ICMP every pair, TCP 1 MiB by sha256)" bash "$CLUSTER" check
@@ -116,8 +120,9 @@ NFT
 fwd_packets() { ip netns exec "$(nns 1)" nft -j list counter inet sluice_e2e slfwd | python3 -c 'import json,sys
 for o in json.load(sys.stdin)["nftables"]:
     if "counter" in o: print(o["counter"]["packets"])'; }
-# Cross-node: encap out, decap in (vxlan); native out, native_in in (native), on both nodes.
-if native_mode; then out_c=native in_c=native_in; else out_c=encap in_c=decap; fi
+# Cross-node: VXLAN pushed by from_pod and stripped by from_tunnel at the underlay's ingress
+# (vxlan: encap_direct out, decap_direct in), or native out, native_in in, on both nodes.
+if native_mode; then out_c=native in_c=native_in; else out_c=encap_direct in_c=decap_direct; fi
 r0=$(counter 1 redirect_local)
 e0=$(counter 1 "$out_c")
 i0=$(counter 1 "$in_c")
@@ -197,6 +202,45 @@ print(*[e.get("nodeIP6", "") for e in json.load(sys.stdin)["routes"] if e["podCI
   check "same-node IPv6 pings counted as redirect_local ($r0 -> $r1)" test $((r1 - r0)) -ge 20
   check "cross-node IPv6 pings counted as $out_c on node-1 ($e0 -> $e1) and $in_c on node-2 ($d0 -> $d1)" \
     test $((e1 - e0)) -ge 10 -a $((d1 - d0)) -ge 10
+fi
+
+# A rolling upgrade: a node of a build before VXLAN in BPF (sluice_vxlan both ways) and one
+# with it reach each other, the wire format being the same. node-1 plays the old one: with no
+# node address in its sl_config, its from_pod and from_tunnel leave everything to sluice_vxlan.
+# The device path sets a UDP checksum, so node-3's from_tunnel leaves those packets to the
+# kernel too; node-3's BPF-built packets are decapsulated by node-1's kernel.
+if ! native_mode; then
+  set_node_ip4() {  # set_node_ip4 <node> <address>: sl_config[0].node_ip4, at offset 8
+    local pin value
+    pin=$(bpf_root "$1")/sl_config
+    value=$(bpftool -j map lookup pinned "$pin" key 0 0 0 0 | python3 -c '
+import ipaddress, json, sys
+v = [int(b, 16) for b in json.load(sys.stdin)["value"]]
+v[8:12] = ipaddress.IPv4Address(sys.argv[1]).packed
+print(" ".join(str(b) for b in v))' "$2")
+    # shellcheck disable=SC2086 # one argument per byte
+    bpftool map update pinned "$pin" key 0 0 0 0 value $value
+  }
+  paths() {  # the device path's and the BPF path's counters of node-1 and node-3
+    local n c
+    for n in 1 3; do for c in encap decap encap_direct decap_direct; do printf '%s ' "$(counter "$n" "$c")"; done; done
+  }
+  set_node_ip4 1 0.0.0.0
+  read -r -a p0 <<<"$(paths)"
+  check "mixed versions: node-1 (device path) and node-3 (BPF) ping each other's pods" \
+    ping_ok "$(pns 1 1)" "$(pod_ip 3 1)" 10
+  read -r -a p1 <<<"$(paths)"
+  set_node_ip4 1 "$(node_ip 1)"
+  d=()
+  for i in "${!p0[@]}"; do d+=($((p1[i] - p0[i]))); done
+  check "mixed versions: node-1 sent through sluice_vxlan (encap +${d[0]}, encap_direct +${d[2]}) and took node-3's BPF-built replies through it (decap +${d[1]}, decap_direct +${d[3]})" \
+    test "${d[0]}" -ge 10 -a "${d[2]}" -eq 0 -a "${d[1]}" -ge 10 -a "${d[3]}" -eq 0
+  check "mixed versions: node-3 left node-1's packets to its kernel (decap +${d[5]}, decap_direct +${d[7]}) and answered in BPF (encap_direct +${d[6]})" \
+    test "${d[5]}" -ge 10 -a "${d[7]}" -eq 0 -a "${d[6]}" -ge 10
+  e0=$(counter 1 encap_direct)
+  ping_ok "$(pns 1 1)" "$(pod_ip 3 1)" 3
+  check "node-1 with its address back encapsulates in BPF again ($e0 -> $(counter 1 encap_direct))" \
+    test "$(counter 1 encap_direct)" -ge $((e0 + 3))
 fi
 
 # Nodes file: a node removed is unrouted within 1 s, added back is reachable within 1 s. (vxlan

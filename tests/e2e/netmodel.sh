@@ -285,10 +285,15 @@ if native_mode; then
   check "10 cross-node pings from pod-2-1: sent natively once each ($e0 -> $e1), taken in once each on node-1 ($n0 -> $n1)" \
     test $((e1 - e0)) -eq 10 -a $((n1 - n0)) -eq 10
 else
-  e0=$(counter 2 encap)
+  e0=$(counter 2 encap_direct)
+  k0=$(counter 2 encap)
+  d0=$(counter 1 decap_direct)
   ip netns exec "$(pns 2 1)" ping -c 10 -i 0.2 -W 1 -q "$(pod_ip 1 1)" >/dev/null
-  e1=$(counter 2 encap)
-  check "10 cross-node pings from pod-2-1: encapsulated once each ($e0 -> $e1)" test $((e1 - e0)) -eq 10
+  e1=$(counter 2 encap_direct)
+  k1=$(counter 2 encap)
+  d1=$(counter 1 decap_direct)
+  check "10 cross-node pings from pod-2-1: encapsulated in BPF once each ($e0 -> $e1), none by the device ($k0 -> $k1), decapsulated once each on node-1 ($d0 -> $d1)" \
+    test $((e1 - e0)) -eq 10 -a $((k1 - k0)) -eq 0 -a $((d1 - d0)) -eq 10
 fi
 
 echo "== the masquerade rule is the agent's, once"

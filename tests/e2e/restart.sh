@@ -3,8 +3,8 @@
 # Restarting every agent under a running TCP stream and a 100 ms ping train loses no
 # connection and no ping: the pinned datapath keeps forwarding while the agents are down. Then
 # the same under an upgrade to a build whose BPF programs differ and the rollback from it:
-# every hook of every node swaps to the new build's programs, atomically (in native mode the
-# underlay's programs too).
+# every hook of every node swaps to the new build's programs, atomically (the underlay's
+# programs too).
 source "$(dirname "$0")/lib.sh"
 
 e2e_up --nodes 2 --pods-per-node 2
@@ -12,7 +12,7 @@ e2e_up --nodes 2 --pods-per-node 2
 # A TCP stream across nodes that runs through every restart below, until $CROOT/stop appears:
 # the receiver counts bytes, the sender fails on any error.
 port=5201
-ip netns exec "$(pns 2 1)" timeout 60 python3 -c '
+ip netns exec "$(pns 2 1)" timeout 300 python3 -c '
 import socket, sys
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(1)
@@ -49,13 +49,14 @@ hook_ids() {
 prog_tag() { bpftool prog show id "$1" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["tag"])'; }
 host_veths() { ip -n "$(nns "$1")" -o link show type veth | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^sl'; }
 has_overlay() { ip -n "$(nns "$1")" link show sluice_vxlan >/dev/null 2>&1; }
-# Native routing: the program at a hook of the underlay (eth0), attached through TCX, which
-# tc filter show does not list: as the CLI reports it.
+# The program at a hook of the underlay (eth0: sl_from_tunnel in vxlan mode, sl_from_native /
+# sl_to_native in native mode), attached through TCX, which tc filter show does not list: as
+# the CLI reports it.
 underlay_hook() {
   agent_cli status "$1" -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["underlayAttached"][sys.argv[1]])' "$2"
 }
-# Every Sluice hook of a node (each pod's host veth, both directions, and the overlay device or,
-# in native mode, the underlay): "<dev>/<dir>=<program ids>" lines.
+# Every Sluice hook of a node (each pod's host veth, both directions, the overlay device, and
+# the underlay's ingress, in native mode its egress too): "<dev>/<dir>=<program ids>" lines.
 node_hooks() {
   local v
   for v in $(host_veths "$1"); do
@@ -66,8 +67,8 @@ node_hooks() {
     echo "sluice_vxlan/ingress=$(hook_ids "$1" sluice_vxlan ingress)"
     echo "sluice_vxlan/egress=$(hook_ids "$1" sluice_vxlan egress)"
   fi
+  echo "eth0/ingress=$(underlay_hook "$1" ingress)"
   if native_mode; then
-    echo "eth0/ingress=$(underlay_hook "$1" ingress)"
     echo "eth0/egress=$(underlay_hook "$1" egress)"
   fi
 }
@@ -76,7 +77,7 @@ expected_prog() {
   case $2 in
     sluice_vxlan/ingress) pinned_id "$1" sl_from_overlay ;;
     sluice_vxlan/egress) pinned_id "$1" sl_to_overlay ;;
-    eth0/ingress) pinned_id "$1" sl_from_native ;;
+    eth0/ingress) if native_mode; then pinned_id "$1" sl_from_native; else pinned_id "$1" sl_from_tunnel; fi ;;
     eth0/egress) pinned_id "$1" sl_to_native ;;
     */ingress) pinned_id "$1" sl_from_pod ;;
     */egress) pinned_id "$1" sl_to_pod ;;

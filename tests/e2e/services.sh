@@ -426,7 +426,7 @@ for e in json.load(sys.stdin):
 print(n)' "$2"
 }
 # The counter of cross-node packets from_pod sends the fast way.
-FAST_OUT=encap
+FAST_OUT=encap_direct
 native_mode && FAST_OUT=native
 
 # The NAT detection a node's datapath uses, as the CLI reports it.

@@ -29,6 +29,7 @@
 #define SL_PROG_TO_POD "sl_to_pod" /* egress of a pod's host veth: records stack-delivered flows */
 #define SL_PROG_FROM_NATIVE "sl_from_native" /* ingress of the underlay, native routing only */
 #define SL_PROG_TO_NATIVE "sl_to_native"     /* egress of the underlay, native routing only */
+#define SL_PROG_FROM_TUNNEL "sl_from_tunnel" /* ingress of the underlay, vxlan mode: VXLAN decap */
 
 #define SL_MAX_ENDPOINTS 65536
 #define SL_MAX_IFACES 16384
@@ -150,12 +151,14 @@ struct sl_counter {
 
 enum sl_counter_id {
 	SL_CNT_REDIRECT_LOCAL = 0, /* bpf_redirect_peer into a local pod */
-	SL_CNT_ENCAP = 1,	   /* tunnel key set, redirected to sluice_vxlan */
-	SL_CNT_DECAP = 2,	   /* from the overlay into a local pod */
+	SL_CNT_ENCAP = 1,	   /* tunnel key set, redirected to sluice_vxlan (the device path) */
+	SL_CNT_DECAP = 2,	   /* from sluice_vxlan into a local pod (the device path) */
 	SL_CNT_TO_STACK = 3,	   /* TC_ACT_OK: services, host, outside */
 	SL_CNT_NATIVE = 4,	   /* bpf_redirect_neigh to the underlay */
 	SL_CNT_TO_STACK_NAT = 5,   /* TC_ACT_OK: a reply (or more) of a flow the stack translated */
 	SL_CNT_NATIVE_IN = 6,	   /* from the underlay into a local pod (native routing) */
+	SL_CNT_ENCAP_DIRECT = 7,   /* VXLAN headers pushed in BPF, bpf_redirect_neigh to the underlay */
+	SL_CNT_DECAP_DIRECT = 8,   /* VXLAN stripped at the underlay's ingress, into a local pod */
 	SL_CNT_DROP_BASE = 16,
 	SL_CNT_MAX = 64,
 };

@@ -32,9 +32,10 @@ struct NativeSkelDeleter {
 constexpr std::array<const char*, 7> kMapNames = {SL_MAP_ENDPOINTS, SL_MAP_IFACES,      SL_MAP_ROUTES,
                                                   SL_MAP_CONFIG,    SL_MAP_METRICS,     SL_MAP_STACK_FLOWS,
                                                   SL_MAP_STACK_FRAGS};
-constexpr std::array<const char*, 6> kProgNames = {SL_PROG_FROM_POD,     SL_PROG_TO_POD,
+constexpr std::array<const char*, 7> kProgNames = {SL_PROG_FROM_POD,     SL_PROG_TO_POD,
                                                    SL_PROG_FROM_OVERLAY, SL_PROG_TO_OVERLAY,
-                                                   SL_PROG_FROM_NATIVE,  SL_PROG_TO_NATIVE};
+                                                   SL_PROG_FROM_NATIVE,  SL_PROG_TO_NATIVE,
+                                                   SL_PROG_FROM_TUNNEL};
 
 // Refuses pinned maps written by another layout version before libbpf gets to reinterpret
 // them. Version 1 is the first layout: there is nothing older to migrate from yet.
@@ -111,6 +112,7 @@ int Datapath::fromOverlayFd() const { return bpf_program__fd(skels_->overlaySkel
 int Datapath::toOverlayFd() const { return bpf_program__fd(skels_->overlaySkel->progs.sl_to_overlay); }
 int Datapath::fromNativeFd() const { return bpf_program__fd(skels_->nativeSkel->progs.sl_from_native); }
 int Datapath::toNativeFd() const { return bpf_program__fd(skels_->nativeSkel->progs.sl_to_native); }
+int Datapath::fromTunnelFd() const { return bpf_program__fd(skels_->overlaySkel->progs.sl_from_tunnel); }
 
 Result<Datapath> Datapath::load(const DatapathOptions& opts) {
   const bool pinned = !opts.bpfRoot.empty();
@@ -130,6 +132,7 @@ Result<Datapath> Datapath::load(const DatapathOptions& opts) {
   dp.skels_->podSkel.reset(pod::open(&oo));
   if (!dp.skels_->podSkel) return libbpfError(errno, "open BPF object pod");
   if (!pinned) SL_TRY(unpinMaps(dp.skels_->podSkel->obj));
+  dp.skels_->podSkel->rodata->sl_vxlan_port = opts.vxlanPort;
   if (int err = pod::load(dp.skels_->podSkel.get()); err)
     return libbpfError(err, pinned ? "load BPF object pod (maps pinned under " + opts.bpfRoot +
                                          " by an incompatible build?)"
@@ -138,6 +141,7 @@ Result<Datapath> Datapath::load(const DatapathOptions& opts) {
   dp.skels_->overlaySkel.reset(overlay::open(&oo));
   if (!dp.skels_->overlaySkel) return libbpfError(errno, "open BPF object overlay");
   if (!pinned) SL_TRY(unpinMaps(dp.skels_->overlaySkel->obj));
+  dp.skels_->overlaySkel->rodata->sl_vxlan_port = opts.vxlanPort;
   dp.skels_->nativeSkel.reset(native::open(&oo));
   if (!dp.skels_->nativeSkel) return libbpfError(errno, "open BPF object native");
   if (!pinned) SL_TRY(unpinMaps(dp.skels_->nativeSkel->obj));
@@ -188,6 +192,7 @@ Result<Datapath> Datapath::load(const DatapathOptions& opts) {
     SL_TRY(pinProgram(dp.toOverlayFd(), opts.bpfRoot, SL_PROG_TO_OVERLAY));
     SL_TRY(pinProgram(dp.fromNativeFd(), opts.bpfRoot, SL_PROG_FROM_NATIVE));
     SL_TRY(pinProgram(dp.toNativeFd(), opts.bpfRoot, SL_PROG_TO_NATIVE));
+    SL_TRY(pinProgram(dp.fromTunnelFd(), opts.bpfRoot, SL_PROG_FROM_TUNNEL));
     spdlog::info("datapath loaded and pinned under {} (conntrack lookup kfunc {})", opts.bpfRoot,
                  conntrackKfuncAvailable() ? "available" : "absent: NAT detection by flow records");
   }

@@ -94,6 +94,8 @@ const char* counterName(int counterId) {
     case SL_CNT_NATIVE: return "native";
     case SL_CNT_TO_STACK_NAT: return "to_stack_nat";
     case SL_CNT_NATIVE_IN: return "native_in";
+    case SL_CNT_ENCAP_DIRECT: return "encap_direct";
+    case SL_CNT_DECAP_DIRECT: return "decap_direct";
     default: break;
   }
   if (counterId > SL_CNT_DROP_BASE && counterId <= static_cast<int>(SL_CNT_DROP_BASE) + static_cast<int>(SL_DROP_MAX_REASON))

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The agent's node set-up against the real kernel, in a network namespace of the test's own:
 // native-routing mode puts sl_from_native / sl_to_native on the underlay (and no sluice_vxlan),
-// repairs them when they go, takes them off when the node goes back to vxlan mode, and
-// `uninstall` detaches them while leaving other programs alone.
+// vxlan mode sl_from_tunnel at its ingress; the drift check repairs them when they go, a mode
+// switch swaps them in place, and `uninstall` detaches them while leaving other programs alone.
 #include <gtest/gtest.h>
 #include <net/if.h>
 #include <unistd.h>
@@ -100,15 +100,40 @@ TEST_F(NativeSetupTest, TheDriftCheckPutsDetachedProgramsBack) {
   EXPECT_EQ(egressId(), id(dp_->toNativeFd()));
 }
 
-TEST_F(NativeSetupTest, BackToVxlanModeTakesTheNativeProgramsOff) {
+TEST_F(NativeSetupTest, BackToVxlanModeSwapsTheUnderlayPrograms) {
   ASSERT_TRUE(setupNodeNetwork(opts_, *dp_, self_).ok());
   opts_.mode = DatapathMode::kVxlan;
   auto n = setupNodeNetwork(opts_, *dp_, self_);
   ASSERT_TRUE(n.ok()) << n.error().describe();
   EXPECT_GT(n->overlayIfindex, 0);
   EXPECT_EQ(n->podMtu, 1450);
-  EXPECT_EQ(ingressId(), 0u);
-  EXPECT_EQ(egressId(), 0u);
+  EXPECT_EQ(ingressId(), id(dp_->fromTunnelFd())) << "sl_from_tunnel replaced sl_from_native";
+  EXPECT_EQ(egressId(), 0u) << "vxlan mode has nothing at the underlay's egress";
+  opts_.mode = DatapathMode::kNative;
+  ASSERT_TRUE(setupNodeNetwork(opts_, *dp_, self_).ok());
+  EXPECT_EQ(ingressId(), id(dp_->fromNativeFd())) << "and back";
+}
+
+TEST_F(NativeSetupTest, VxlanModeDecapsulatesAtTheUnderlaysIngress) {
+  opts_.mode = DatapathMode::kVxlan;
+  auto n = setupNodeNetwork(opts_, *dp_, self_);
+  ASSERT_TRUE(n.ok()) << n.error().describe();
+  EXPECT_EQ(ingressId(), id(dp_->fromTunnelFd()));
+  EXPECT_NE(std::system("tc qdisc show dev sltul0 | grep -q clsact"), 0)
+      << "attached through TCX: no qdisc added to the node's device";
+  auto cfg = dp_->maps().config.lookup(0);
+  ASSERT_TRUE(cfg.ok() && cfg->has_value());
+  EXPECT_EQ((*cfg)->underlay_ifindex, static_cast<uint32_t>(underlay_)) << "where from_pod sends VXLAN";
+  EXPECT_EQ((*cfg)->node_ip4, self_.internalIP.v4NetOrder()) << "the outer source";
+  ASSERT_TRUE(setupNodeNetwork(opts_, *dp_, self_).ok());
+  EXPECT_EQ(ingressId(), id(dp_->fromTunnelFd())) << "a restart changes nothing";
+
+  ASSERT_TRUE(bpf::detachTcIngress(underlay_).ok());
+  ASSERT_EQ(ingressId(), 0u);
+  auto ok = checkNodeNetwork(opts_, *dp_, *n);
+  ASSERT_TRUE(ok.ok()) << ok.error().describe();
+  EXPECT_TRUE(*ok);
+  EXPECT_EQ(ingressId(), id(dp_->fromTunnelFd())) << "the drift check puts it back";
 }
 
 TEST_F(NativeSetupTest, NativeModeRemovesTheOverlayOfAVxlanModeBefore) {
@@ -126,18 +151,49 @@ TEST_F(NativeSetupTest, NativeModeRemovesTheOverlayOfAVxlanModeBefore) {
 TEST_F(NativeSetupTest, DetachingNativeProgramsLeavesOthersAlone) {
   // another Sluice program at an interface's hooks (a pod veth's) is not the underlay's
   ASSERT_TRUE(bpf::attachTcIngress(underlay_, dp_->fromPodFd()).ok());
-  auto none = detachNativeFrom(underlay_);
+  auto none = detachUnderlayFrom(underlay_, true);
   ASSERT_TRUE(none.ok());
   EXPECT_FALSE(*none);
   EXPECT_EQ(ingressId(), id(dp_->fromPodFd()));
   ASSERT_TRUE(bpf::detachTcIngress(underlay_).ok());
 
   ASSERT_TRUE(setupNodeNetwork(opts_, *dp_, self_).ok());
-  auto some = detachNativeFrom(underlay_);
+  auto some = detachUnderlayFrom(underlay_, true);
   ASSERT_TRUE(some.ok());
   EXPECT_TRUE(*some);
   EXPECT_EQ(ingressId(), 0u);
   EXPECT_EQ(egressId(), 0u);
+}
+
+TEST_F(NativeSetupTest, VxlanModeKeepsItsOwnUnderlayProgram) {
+  opts_.mode = DatapathMode::kVxlan;
+  ASSERT_TRUE(setupNodeNetwork(opts_, *dp_, self_).ok());
+  auto kept = detachUnderlayFrom(underlay_, false);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_FALSE(*kept) << "vxlan mode's own clean-up of native programs leaves sl_from_tunnel";
+  EXPECT_EQ(ingressId(), id(dp_->fromTunnelFd()));
+  auto gone = detachUnderlayFrom(underlay_, true);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_TRUE(*gone);
+  EXPECT_EQ(ingressId(), 0u);
+}
+
+TEST_F(NativeSetupTest, UninstallDetachesTheTunnelProgram) {
+  opts_.mode = DatapathMode::kVxlan;
+  ASSERT_TRUE(setupNodeNetwork(opts_, *dp_, self_).ok());
+  auto dir = std::filesystem::temp_directory_path() / ("sluice-vxlan-uninstall-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "state");
+  std::filesystem::create_directories(dir / "net.d");
+  AgentOptions u;
+  u.command = Command::kUninstall;
+  u.bpfRoot = (dir / "bpf").string();
+  u.stateDir = (dir / "state").string();
+  u.cniConfDir = (dir / "net.d").string();
+  auto r = uninstallNode(u);
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(r.ok()) << r.error().describe();
+  EXPECT_EQ(r->nativeDetached, 1) << "the underlay";
+  EXPECT_EQ(ingressId(), 0u);
 }
 
 TEST_F(NativeSetupTest, UninstallDetachesTheNativePrograms) {

@@ -4,6 +4,7 @@
 // this: it opens the pins (sluice/bpf/maps.h, sluice/bpf/tc.h).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -15,6 +16,9 @@ namespace sluice::bpf {
 
 struct DatapathOptions {
   std::string bpfRoot;  // empty: load unpinned (tests)
+  // The VXLAN UDP port the programs encapsulate to and decapsulate from (read-only data of the
+  // objects, fixed at load): sluice_vxlan's.
+  uint16_t vxlanPort = 8472;
 };
 
 class Datapath {
@@ -35,6 +39,8 @@ class Datapath {
   // The underlay's ingress/egress programs, attached in native-routing mode only.
   int fromNativeFd() const;
   int toNativeFd() const;
+  // The underlay's ingress program in vxlan mode: VXLAN decapsulation for local pods.
+  int fromTunnelFd() const;
   const PinnedMaps& maps() const { return maps_; }
   // The NAT detection's flow records and fragment marks (lib/nat.h); the plugin never
   // touches them, so they are not part of PinnedMaps.
