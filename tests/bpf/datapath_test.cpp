@@ -14,18 +14,9 @@ const Mac kHostAMac{0x02, 0xbb, 0, 0, 0, 0x02};
 const Mac kPodBMac{0x02, 0xaa, 0, 0, 0, 0x03};
 const Mac kHostBMac{0x02, 0xbb, 0, 0, 0, 0x03};
 
-class DatapathTest : public ::testing::Test {
+class DatapathTest : public DatapathSuite {
  protected:
-  static void SetUpTestSuite() {
-    auto dp = bpf::Datapath::load({});
-    ASSERT_TRUE(dp.ok()) << dp.error().describe();
-    dp_ = new bpf::Datapath(std::move(dp).value());
-    veth_ = new VethPair("sltdpa", "sltdpb");
-  }
-  static void TearDownTestSuite() {
-    delete veth_;
-    delete dp_;
-  }
+  static void SetUpTestSuite() { loadDatapath("sltdpa", "sltdpb"); }
 
   void SetUp() override {
     clearMaps();
@@ -51,19 +42,7 @@ class DatapathTest : public ::testing::Test {
     before_ = counters();
   }
 
-  static const bpf::PinnedMaps& maps() { return dp_->maps(); }
 
-  static void clearMaps() {
-    auto eps = maps().endpoints.entries();
-    ASSERT_TRUE(eps.ok());
-    for (auto& [k, v] : *eps) ASSERT_TRUE(maps().endpoints.erase(k).ok());
-    auto ifs = maps().ifaces.entries();
-    ASSERT_TRUE(ifs.ok());
-    for (auto& [k, v] : *ifs) ASSERT_TRUE(maps().ifaces.erase(k).ok());
-    auto rts = maps().routes.entries();
-    ASSERT_TRUE(rts.ok());
-    for (auto& [k, v] : *rts) ASSERT_TRUE(maps().routes.erase(k).ok());
-  }
 
   static void addEndpoint(const std::string& ip, int ifindex, const Mac& pod, const Mac& host) {
     sl_endpoint ep{};
@@ -114,8 +93,6 @@ class DatapathTest : public ::testing::Test {
   RunResult fromOverlay(const Bytes& f) { return runProg(dp_->fromOverlayFd(), f, veth_->b()); }
   RunResult toOverlay(const Bytes& f) { return runProg(dp_->toOverlayFd(), f, veth_->b()); }
 
-  static inline bpf::Datapath* dp_ = nullptr;
-  static inline VethPair* veth_ = nullptr;
   std::vector<sl_counter> before_;
 };
 

@@ -108,4 +108,48 @@ class VethPair {
   int aIndex_ = 0, bIndex_ = 0;
 };
 
+// A suite's datapath, loaded unpinned once for the suite, and a veth pair whose ifindexes the
+// frames claim to come from (b with a given MAC where the programs compare the frame's
+// destination with the device's). clearMaps() empties what tests seed.
+class DatapathSuite : public ::testing::Test {
+ protected:
+  static void loadDatapath(const std::string& a, const std::string& b, const std::string& bMac = "") {
+    auto dp = bpf::Datapath::load({});
+    ASSERT_TRUE(dp.ok()) << dp.error().describe();
+    dp_ = new bpf::Datapath(std::move(dp).value());
+    veth_ = new VethPair(a, b);
+    if (!bMac.empty()) {
+      const std::string cmd = "ip link set " + b + " address " + bMac;
+      ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    }
+  }
+  static void TearDownTestSuite() {
+    delete veth_;
+    veth_ = nullptr;
+    delete dp_;
+    dp_ = nullptr;
+  }
+
+  static const bpf::PinnedMaps& maps() { return dp_->maps(); }
+
+  // Endpoints, interface identities, routes and the stack's flow records.
+  static void clearMaps() {
+    auto eps = maps().endpoints.entries();
+    ASSERT_TRUE(eps.ok());
+    for (auto& [k, v] : *eps) ASSERT_TRUE(maps().endpoints.erase(k).ok());
+    auto ifs = maps().ifaces.entries();
+    ASSERT_TRUE(ifs.ok());
+    for (auto& [k, v] : *ifs) ASSERT_TRUE(maps().ifaces.erase(k).ok());
+    auto rts = maps().routes.entries();
+    ASSERT_TRUE(rts.ok());
+    for (auto& [k, v] : *rts) ASSERT_TRUE(maps().routes.erase(k).ok());
+    auto fl = dp_->stackFlows().entries();
+    ASSERT_TRUE(fl.ok());
+    for (auto& [k, v] : *fl) ASSERT_TRUE(dp_->stackFlows().erase(k).ok());
+  }
+
+  static inline bpf::Datapath* dp_ = nullptr;
+  static inline VethPair* veth_ = nullptr;
+};
+
 }  // namespace sluice::test

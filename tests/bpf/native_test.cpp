@@ -24,23 +24,12 @@ constexpr int kTcActUnspec = -1;
 // Node 198.18.0.1: pod A 10.244.1.2 (and fd00:10:244:1::2) on veth a; veth b stands for the
 // underlay. Node 198.18.0.2 owns 10.244.2.0/24 and fd00:10:244:2::/64; its node address has a
 // node-address route (/32 to itself), as the agent's plan makes.
-class NativeTest : public ::testing::Test {
+class NativeTest : public DatapathSuite {
  protected:
-  static void SetUpTestSuite() {
-    auto dp = bpf::Datapath::load({});
-    ASSERT_TRUE(dp.ok()) << dp.error().describe();
-    dp_ = new bpf::Datapath(std::move(dp).value());
-    veth_ = new VethPair("sltnva", "sltnvb");
-    // BPF_PROG_TEST_RUN classifies the frame against the device's address (pkt_type)
-    ASSERT_EQ(std::system("ip link set sltnvb address 02:dd:00:00:00:01"), 0);
-  }
-  static void TearDownTestSuite() {
-    delete veth_;
-    delete dp_;
-  }
+  static void SetUpTestSuite() { loadDatapath("sltnva", "sltnvb", "02:dd:00:00:00:01"); }
 
   void SetUp() override {
-    clear();
+    clearMaps();
     sl_iface a{};
     a.flags = SL_IFACE_F_HAS_V4;
     a.ip4 = ip4Net("10.244.1.2");
@@ -62,23 +51,8 @@ class NativeTest : public ::testing::Test {
     before_ = counters();
   }
 
-  static const bpf::PinnedMaps& maps() { return dp_->maps(); }
   static int underlay() { return veth_->b(); }
 
-  static void clear() {
-    auto eps = maps().endpoints.entries();
-    ASSERT_TRUE(eps.ok());
-    for (auto& [k, v] : *eps) ASSERT_TRUE(maps().endpoints.erase(k).ok());
-    auto ifs = maps().ifaces.entries();
-    ASSERT_TRUE(ifs.ok());
-    for (auto& [k, v] : *ifs) ASSERT_TRUE(maps().ifaces.erase(k).ok());
-    auto rts = maps().routes.entries();
-    ASSERT_TRUE(rts.ok());
-    for (auto& [k, v] : *rts) ASSERT_TRUE(maps().routes.erase(k).ok());
-    auto fl = dp_->stackFlows().entries();
-    ASSERT_TRUE(fl.ok());
-    for (auto& [k, v] : *fl) ASSERT_TRUE(dp_->stackFlows().erase(k).ok());
-  }
   static void addEndpoint(const std::string& ip) {
     sl_endpoint ep{};
     ep.ifindex = static_cast<uint32_t>(veth_->a());
@@ -167,8 +141,6 @@ class NativeTest : public ::testing::Test {
     return m;
   }
 
-  static inline bpf::Datapath* dp_ = nullptr;
-  static inline VethPair* veth_ = nullptr;
   std::vector<sl_counter> before_;
 };
 

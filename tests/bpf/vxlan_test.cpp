@@ -79,23 +79,12 @@ Bytes vxlanFrame(const Bytes& inner, const Outer& o = {}) {
 // Node-1 (198.18.0.1), vxlan mode, VNI 0xabcd: pods A and B on veth a; veth b stands for the
 // underlay (and the overlay device: a test run never transmits). Node-2 (198.18.0.2) owns
 // 10.244.2.0/24 and fd00:10:244:2::/64, node-3 (198.18.0.3) 10.244.3.0/24.
-class VxlanTest : public ::testing::Test {
+class VxlanTest : public DatapathSuite {
  protected:
-  static void SetUpTestSuite() {
-    auto dp = bpf::Datapath::load({});
-    ASSERT_TRUE(dp.ok()) << dp.error().describe();
-    dp_ = new bpf::Datapath(std::move(dp).value());
-    veth_ = new VethPair("sltvxa", "sltvxb");
-    // BPF_PROG_TEST_RUN classifies the frame against the device's address (pkt_type)
-    ASSERT_EQ(std::system("ip link set sltvxb address 02:dd:00:00:00:11"), 0);
-  }
-  static void TearDownTestSuite() {
-    delete veth_;
-    delete dp_;
-  }
+  static void SetUpTestSuite() { loadDatapath("sltvxa", "sltvxb", "02:dd:00:00:00:11"); }
 
   void SetUp() override {
-    clear();
+    clearMaps();
     sl_iface a{};
     a.flags = SL_IFACE_F_HAS_V4 | SL_IFACE_F_HAS_V6;
     a.ip4 = ip4Net("10.244.1.2");
@@ -119,23 +108,8 @@ class VxlanTest : public ::testing::Test {
     before_ = counters();
   }
 
-  static const bpf::PinnedMaps& maps() { return dp_->maps(); }
   static int underlay() { return veth_->b(); }
 
-  static void clear() {
-    auto eps = maps().endpoints.entries();
-    ASSERT_TRUE(eps.ok());
-    for (auto& [k, v] : *eps) ASSERT_TRUE(maps().endpoints.erase(k).ok());
-    auto ifs = maps().ifaces.entries();
-    ASSERT_TRUE(ifs.ok());
-    for (auto& [k, v] : *ifs) ASSERT_TRUE(maps().ifaces.erase(k).ok());
-    auto rts = maps().routes.entries();
-    ASSERT_TRUE(rts.ok());
-    for (auto& [k, v] : *rts) ASSERT_TRUE(maps().routes.erase(k).ok());
-    auto fl = dp_->stackFlows().entries();
-    ASSERT_TRUE(fl.ok());
-    for (auto& [k, v] : *fl) ASSERT_TRUE(dp_->stackFlows().erase(k).ok());
-  }
   static void addEndpoint(const std::string& ip, const Mac& pod, const Mac& host, uint32_t flags = 0) {
     sl_endpoint ep{};
     ep.ifindex = static_cast<uint32_t>(veth_->a());
@@ -228,8 +202,6 @@ class VxlanTest : public ::testing::Test {
     return sport;
   }
 
-  static inline bpf::Datapath* dp_ = nullptr;
-  static inline VethPair* veth_ = nullptr;
   std::vector<sl_counter> before_;
 };
 
