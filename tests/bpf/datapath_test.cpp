@@ -58,22 +58,8 @@ class DatapathTest : public DatapathSuite {
     ASSERT_TRUE(maps().routes.update(routeKey(cidr), r).ok());
   }
 
-  static std::vector<sl_counter> counters() {
-    auto c = maps().metrics.read();
-    EXPECT_TRUE(c.ok());
-    return c.ok() ? *c : std::vector<sl_counter>(SL_CNT_MAX);
-  }
-
   // How many packets counter `id` gained since SetUp.
   uint64_t delta(int id) const { return counters()[static_cast<size_t>(id)].packets - before_[static_cast<size_t>(id)].packets; }
-  // Every counter but `id` is unchanged: a verdict is counted exactly once, in one place.
-  void expectOnlyCounter(int id) const {
-    auto now = counters();
-    for (int i = 0; i < SL_CNT_MAX; ++i) {
-      uint64_t d = now[static_cast<size_t>(i)].packets - before_[static_cast<size_t>(i)].packets;
-      EXPECT_EQ(d, i == id ? 1u : 0u) << "counter " << i << " (" << (bpf::counterName(i) ? bpf::counterName(i) : "?") << ")";
-    }
-  }
 
   RunResult fromPod(const Bytes& f, int ifindex = 0, bool mayRefuse = false) {
     return runProg(dp_->fromPodFd(), f, ifindex ? ifindex : veth_->a(), mayRefuse);
@@ -93,7 +79,6 @@ class DatapathTest : public DatapathSuite {
   RunResult fromOverlay(const Bytes& f) { return runProg(dp_->fromOverlayFd(), f, veth_->b()); }
   RunResult toOverlay(const Bytes& f) { return runProg(dp_->toOverlayFd(), f, veth_->b()); }
 
-  std::vector<sl_counter> before_;
 };
 
 Mac macAt(const Bytes& b, size_t off) {

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "packet.h"
 #include "sluice/bpf/datapath.h"
@@ -148,8 +149,24 @@ class DatapathSuite : public ::testing::Test {
     for (auto& [k, v] : *fl) ASSERT_TRUE(dp_->stackFlows().erase(k).ok());
   }
 
+  static std::vector<sl_counter> counters() {
+    auto c = maps().metrics.read();
+    EXPECT_TRUE(c.ok());
+    return c.ok() ? *c : std::vector<sl_counter>(SL_CNT_MAX);
+  }
+  // Exactly one verdict counted since before_, and it is `id`; -1: none at all.
+  void expectOnlyCounter(int id) const {
+    auto now = counters();
+    for (int i = 0; i < SL_CNT_MAX; ++i) {
+      uint64_t d = now[static_cast<size_t>(i)].packets - before_[static_cast<size_t>(i)].packets;
+      EXPECT_EQ(d, i == id ? 1u : 0u) << "counter " << i << " ("
+                                      << (bpf::counterName(i) ? bpf::counterName(i) : "?") << ")";
+    }
+  }
+
   static inline bpf::Datapath* dp_ = nullptr;
   static inline VethPair* veth_ = nullptr;
+  std::vector<sl_counter> before_;  // the counters when the test started (SetUp)
 };
 
 }  // namespace sluice::test

@@ -71,20 +71,6 @@ class NativeTest : public DatapathSuite {
     ASSERT_TRUE(maps().config.update(0, c).ok());
   }
 
-  static std::vector<sl_counter> counters() {
-    auto c = maps().metrics.read();
-    EXPECT_TRUE(c.ok());
-    return c.ok() ? *c : std::vector<sl_counter>(SL_CNT_MAX);
-  }
-  // Exactly one verdict counted since SetUp, and it is `id`; -1: none at all.
-  void expectOnlyCounter(int id) const {
-    auto now = counters();
-    for (int i = 0; i < SL_CNT_MAX; ++i) {
-      uint64_t d = now[static_cast<size_t>(i)].packets - before_[static_cast<size_t>(i)].packets;
-      EXPECT_EQ(d, i == id ? 1u : 0u) << "counter " << i << " ("
-                                      << (bpf::counterName(i) ? bpf::counterName(i) : "?") << ")";
-    }
-  }
   static size_t recordCount() {
     auto e = dp_->stackFlows().entries();
     EXPECT_TRUE(e.ok());
@@ -141,7 +127,6 @@ class NativeTest : public DatapathSuite {
     return m;
   }
 
-  std::vector<sl_counter> before_;
 };
 
 TEST_F(NativeTest, RemotePodToLocalPodGoesStraightIn) {

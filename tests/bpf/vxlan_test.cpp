@@ -129,20 +129,6 @@ class VxlanTest : public DatapathSuite {
     ASSERT_TRUE(maps().config.update(0, c).ok());
   }
 
-  static std::vector<sl_counter> counters() {
-    auto c = maps().metrics.read();
-    EXPECT_TRUE(c.ok());
-    return c.ok() ? *c : std::vector<sl_counter>(SL_CNT_MAX);
-  }
-  // Exactly one verdict counted since before_, and it is `id`; -1: none at all.
-  void expectOnlyCounter(int id) const {
-    auto now = counters();
-    for (int i = 0; i < SL_CNT_MAX; ++i) {
-      uint64_t d = now[static_cast<size_t>(i)].packets - before_[static_cast<size_t>(i)].packets;
-      EXPECT_EQ(d, i == id ? 1u : 0u) << "counter " << i << " ("
-                                      << (bpf::counterName(i) ? bpf::counterName(i) : "?") << ")";
-    }
-  }
 
   static RunResult fromPod(const Bytes& f, uint32_t gsoSize = 0) {
     __sk_buff ctx{};
@@ -202,7 +188,6 @@ class VxlanTest : public DatapathSuite {
     return sport;
   }
 
-  std::vector<sl_counter> before_;
 };
 
 Mac macAt(const Bytes& b, size_t off) {
