@@ -225,8 +225,7 @@ Result<std::vector<net::IpAddr>> attachmentAddresses(const std::string& dir, con
                                                      const std::string& containerId,
                                                      const std::string& ifname) {
   if (!lock.indexed()) {
-    SL_ASSIGN_OR_RETURN(DirScan st, repairIndex(dir));
-    (void)st;
+    SL_TRY(repairIndex(dir));
     lock.markIndexed();
   }
   std::vector<net::IpAddr> held;
