@@ -6,10 +6,14 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -325,7 +329,7 @@ TEST_F(IpamTest, ReadsHostLocalFilesWithoutTrailingNewline) {
   EXPECT_EQ(alloc(i, "new"), "10.244.1.2");
 }
 
-// The attachment's index entry: ".att.<key>" -> "<address>[,<address>...]".
+// The attachment's index entry: ".att.<key>", listing "<address>[,<address>...]".
 fs::path indexEntry(const std::string& dir, const std::string& cid, const std::string& ifname = "eth0") {
   std::string k = cid;
   k.push_back('\0');
@@ -333,9 +337,15 @@ fs::path indexEntry(const std::string& dir, const std::string& cid, const std::s
   return fs::path(dir) / (".att." + sha256Hex(k).substr(0, 32));
 }
 
+// The list an entry holds: in the extended attribute of the reservation file it is, or as the
+// target of a symlink.
 std::string indexTarget(const std::string& dir, const std::string& cid) {
+  const std::string path = indexEntry(dir, cid).string();
+  char buf[4096];
+  const ssize_t n = ::lgetxattr(path.c_str(), "user.sluice.addresses", buf, sizeof(buf));
+  if (n >= 0) return std::string(buf, static_cast<size_t>(n));
   std::error_code ec;
-  auto t = fs::read_symlink(indexEntry(dir, cid), ec);
+  auto t = fs::read_symlink(path, ec);
   return ec ? "" : t.string();
 }
 
@@ -358,6 +368,48 @@ TEST_F(IpamTest, EachAttachmentHasOneIndexEntryListingItsAddressesUntilRelease) 
   EXPECT_EQ(indexEntries(dir_), 1u);
   EXPECT_FALSE(fs::exists(fs::path(dir_) / "10.244.1.1"));
   EXPECT_EQ(readFile(fs::path(dir_) / "10.244.1.2"), "c2\neth0\n");
+}
+
+// One file per attachment: its entry and its reservations are names of the same file (what ADD
+// creates and DEL frees), the entry carrying the list; releasing the attachment frees it.
+TEST_F(IpamTest, AnAttachmentIsOneFileNamedByItsEntryAndItsAddresses) {
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]])");
+  ASSERT_TRUE(i.allocate("c1", "eth0").ok());
+  struct stat entry {}, v4 {}, v6 {};
+  ASSERT_EQ(::lstat(indexEntry(dir_, "c1").c_str(), &entry), 0);
+  ASSERT_EQ(::lstat((dir_ + "/10.244.1.1").c_str(), &v4), 0);
+  ASSERT_EQ(::lstat((dir_ + "/fd00:10:244:1::1").c_str(), &v6), 0);
+  EXPECT_TRUE(S_ISREG(entry.st_mode));
+  EXPECT_EQ(entry.st_ino, v4.st_ino);
+  EXPECT_EQ(entry.st_ino, v6.st_ino);
+  EXPECT_EQ(entry.st_nlink, 3u);
+  EXPECT_EQ(readFile(indexEntry(dir_, "c1")), "c1\neth0\n");
+  EXPECT_EQ(indexTarget(dir_, "c1"), "10.244.1.1,fd00:10:244:1::1");
+  ASSERT_EQ(i.release("c1", "eth0")->size(), 2u);
+  EXPECT_FALSE(fs::exists(indexEntry(dir_, "c1")));
+  EXPECT_EQ(indexEntries(dir_), 0u);
+}
+
+// A state directory on a filesystem without user extended attributes (ramfs): the entries are
+// symlinks holding the list, and everything else works the same.
+TEST_F(IpamTest, WithoutExtendedAttributesTheEntryIsASymlink) {
+  fs::create_directories(root_ / "ramfs");
+  ASSERT_EQ(::mount("sluice-ipam-test", (root_ / "ramfs").c_str(), "ramfs", 0, nullptr), 0) << std::strerror(errno);
+  struct Unmount {
+    fs::path at;
+    ~Unmount() { ::umount2(at.c_str(), MNT_DETACH); }
+  } unmount{root_ / "ramfs"};
+  dir_ = LocalIpam::directory((root_ / "ramfs").string(), "net1");
+  auto i = ipam(R"([[{"subnet":"10.244.1.0/24"}],[{"subnet":"fd00:10:244:1::/64"}]])");
+  ASSERT_TRUE(i.allocate("c1", "eth0").ok());
+  ASSERT_TRUE(i.allocate("c2", "eth0").ok());
+  EXPECT_TRUE(fs::is_symlink(indexEntry(dir_, "c1")));
+  EXPECT_EQ(indexTarget(dir_, "c2"), "10.244.1.2,fd00:10:244:1::2");
+  ASSERT_EQ(i.find("c1", "eth0")->size(), 2u);
+  ASSERT_EQ(i.release("c1", "eth0")->size(), 2u);
+  EXPECT_FALSE(fs::exists(fs::path(dir_) / "10.244.1.1"));
+  EXPECT_EQ(indexEntries(dir_), 1u);
+  EXPECT_EQ(i.list()->size(), 2u);
 }
 
 // A range set added to the configuration: the attachment keeps its address and gets one of the

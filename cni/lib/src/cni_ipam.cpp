@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -26,6 +27,8 @@ constexpr const char* kLockName = "lock";
 constexpr const char* kLastReservedPrefix = "last_reserved_ip.";
 constexpr const char* kTmpPrefix = ".tmp-";
 constexpr const char* kIndexPrefix = ".att.";
+// On an index entry that is the attachment's reservation file itself: the addresses it lists.
+constexpr const char* kAddressesXattr = "user.sluice.addresses";
 // In the lock file once every reservation of the directory is in the index.
 constexpr std::string_view kIndexedMark = "sluice-ipam index 2\n";
 
@@ -145,13 +148,19 @@ Result<DirScan> scan(const std::string& dir) {
   return out;
 }
 
-// The index: one symlink per attachment, ".att.<key>" -> "<address>[,<address>...]", key = 32
-// hex digits of SHA-256(containerID NUL ifname): ADD, DEL and CHECK find an attachment's
-// addresses with one readlink instead of reading every reservation (ADD costs the same with
-// 100 pods on the node as with one). The entry is written before the reservations it lists, so
-// it never misses one; an address it lists whose reservation is gone or another's (a crash in
-// between) is simply not the attachment's. A directory whose lock file lacks the mark (an older
-// plugin's) is indexed on first use; listing (GC) repairs what an older plugin added since.
+// The index: one entry per attachment, ".att.<key>", key = 32 hex digits of
+// SHA-256(containerID NUL ifname), listing its addresses "<address>[,<address>...]": ADD, DEL
+// and CHECK find an attachment's addresses with one system call instead of reading every
+// reservation (ADD costs the same with 100 pods on the node as with one). The entry is written
+// by allocate() as one more name of the attachment's reservation file, the list in the extended
+// attribute user.sluice.addresses: one file (inode) per attachment, however many addresses and
+// names it has; creating and freeing files is what ADD and DEL pay most for on the filesystem.
+// Where the filesystem keeps no user extended attributes, and when listing repairs an entry,
+// the entry is a symlink whose target is the list (the form older plugins wrote; both are read).
+// The entry is written before the reservations it lists, so it never misses one; an address it
+// lists whose reservation is gone or another's (a crash in between) is simply not the
+// attachment's. A directory whose lock file lacks the mark (an older plugin's) is indexed on
+// first use; listing (GC) repairs what an older plugin added since.
 std::string attachmentKey(const std::string& containerId, const std::string& ifname) {
   std::string k = containerId;
   k.push_back('\0');
@@ -161,9 +170,17 @@ std::string attachmentKey(const std::string& containerId, const std::string& ifn
 
 std::string indexPath(const std::string& dir, const std::string& key) { return dir + "/" + kIndexPrefix + key; }
 
+std::string addressList(const std::vector<net::IpAddr>& ips) {
+  std::string list;
+  for (const auto& ip : ips) list += (list.empty() ? "" : ",") + ip.str();
+  return list;
+}
+
 std::vector<net::IpAddr> readIndex(const std::string& dir, const std::string& key) {
   char buf[4096];
-  const ssize_t n = ::readlink(indexPath(dir, key).c_str(), buf, sizeof(buf));
+  const std::string path = indexPath(dir, key);
+  ssize_t n = ::lgetxattr(path.c_str(), kAddressesXattr, buf, sizeof(buf));
+  if (n < 0 && errno != ENOENT) n = ::readlink(path.c_str(), buf, sizeof(buf));  // the symlink form
   std::vector<net::IpAddr> out;
   if (n <= 0) return out;
   std::string_view list(buf, static_cast<size_t>(n));
@@ -176,16 +193,15 @@ std::vector<net::IpAddr> readIndex(const std::string& dir, const std::string& ke
   return out;
 }
 
-// Replaces the attachment's entry (none when `ips` is empty): atomically, through a symlink
-// "<entry>~" renamed over it when there is one.
+// Replaces the attachment's entry with a symlink (none when `ips` is empty): atomically, through
+// a symlink "<entry>~" renamed over it when there is one.
 Status writeIndex(const std::string& dir, const std::string& key, const std::vector<net::IpAddr>& ips) {
   const std::string path = indexPath(dir, key);
   if (ips.empty()) {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ioError(errno, "remove " + path);
     return okStatus();
   }
-  std::string target;
-  for (const auto& ip : ips) target += (target.empty() ? "" : ",") + ip.str();
+  const std::string target = addressList(ips);
   if (::symlink(target.c_str(), path.c_str()) == 0) return okStatus();
   if (errno != EEXIST) return ioError(errno, "index " + path);
   const std::string next = path + "~";
@@ -264,6 +280,16 @@ class ReservationFile {
     if (!tmp_.empty()) ::unlink(tmp_.c_str());
   }
 
+  // Stores the index entry's address list on the file; false where the filesystem keeps no user
+  // extended attributes.
+  Result<bool> listAddresses(const std::string& list) const {
+    const int r = tmp_.empty() ? ::fsetxattr(fd_.get(), kAddressesXattr, list.data(), list.size(), 0)
+                               : ::setxattr(tmp_.c_str(), kAddressesXattr, list.data(), list.size(), 0);
+    if (r == 0) return true;
+    if (errno == EOPNOTSUPP) return false;
+    return ioError(errno, "list the addresses on a reservation");
+  }
+
   // link(2) under `path`: 0 or the errno.
   int linkTo(const std::string& path) const {
     const std::string from = tmp_.empty() ? "/proc/self/fd/" + std::to_string(fd_.get()) : tmp_;
@@ -276,6 +302,27 @@ class ReservationFile {
   Fd fd_;
   std::string tmp_;
 };
+
+// Makes the attachment's reservation file its index entry, listing `ips` (atomically replacing an
+// entry there is, through "<entry>~"); a symlink entry where the file cannot carry the list.
+Status indexAttachment(const std::string& dir, const std::string& key, const ReservationFile& file,
+                       const std::vector<net::IpAddr>& ips) {
+  SL_ASSIGN_OR_RETURN(bool listed, file.listAddresses(addressList(ips)));
+  if (!listed) return writeIndex(dir, key, ips);
+  const std::string path = indexPath(dir, key);
+  int err = file.linkTo(path);
+  if (err == 0) return okStatus();
+  if (err != EEXIST) return ioError(err, "index " + path);
+  const std::string next = path + "~";
+  ::unlink(next.c_str());
+  if ((err = file.linkTo(next)) != 0) return ioError(err, "index " + next);
+  if (::rename(next.c_str(), path.c_str()) != 0) {
+    err = errno;
+    ::unlink(next.c_str());
+    return ioError(err, "index " + path);
+  }
+  return okStatus();
+}
 
 bool excluded(const IpRange& r, const net::IpAddr& ip) {
   if (ip == r.subnet.addr()) return true;
@@ -377,19 +424,15 @@ Result<std::vector<Allocation>> LocalIpam::allocate(const std::string& container
   const std::string key = attachmentKey(containerId, ifname);
   std::vector<net::IpAddr> indexed = held;
   indexed.insert(indexed.end(), fresh.begin(), fresh.end());
-  SL_TRY(writeIndex(dir_, key, indexed));
+  SL_ASSIGN_OR_RETURN(auto file, ReservationFile::create(dir_, containerId + "\n" + ifname + "\n"));
+  SL_TRY(indexAttachment(dir_, key, file, indexed));
   auto undo = [&](size_t reserved) {
     for (size_t i = 0; i < reserved; ++i) ::unlink((dir_ + "/" + fresh[i].str()).c_str());
     (void)writeIndex(dir_, key, held);
   };
-  auto file = ReservationFile::create(dir_, containerId + "\n" + ifname + "\n");
-  if (!file.ok()) {
-    undo(0);
-    return std::move(file).error();
-  }
   for (size_t i = 0; i < fresh.size(); ++i) {
     const std::string path = dir_ + "/" + fresh[i].str();
-    if (int err = file->linkTo(path)) {
+    if (int err = file.linkTo(path)) {
       undo(i);
       return ioError(err, "reserve " + path);
     }
