@@ -183,8 +183,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # ---- ADD/DEL latency: Sluice vs ptp, interleaved pod by pod ----
-# Timed like a runtime pays it: fork, join the host namespace, exec the plugin, wait
-# (hack/bench/cni_latency.py; no `ip netns exec` in the measurement).
+# Timed like a runtime pays it: from the host namespace, spawn the plugin as Go's os/exec does (vfork),
+# exec, wait (hack/bench/cni_latency.py; no `ip netns exec` in the measurement).
 echo "ADD/DEL latency: $PODS pods each for Sluice and ptp" >&2
 python3 "$REPO/hack/bench/cni_latency.py" --pods "$PODS" --prefix "$P" --out "$RES/latency.json" \
   --cni-path "$(dirname "$PLUGIN"):$REF_CNI" \
@@ -224,7 +224,7 @@ if ((ROUNDS > 0)); then  # --rounds 0: ADD/DEL latency only
   done
   echo
 fi
-echo "ADD/DEL latency over $PODS pods (ms, fork + exec of the plugin in the host namespace + its work; 'first/last 10': ADD median with 0-9 / $((PODS - 10))-$((PODS - 1)) pods already present):"
+echo "ADD/DEL latency over $PODS pods (ms, vfork + exec of the plugin from the host namespace + its work; 'first/last 10': ADD median with 0-9 / $((PODS - 10))-$((PODS - 1)) pods already present):"
 printf '%-24s %-12s %-12s %-12s %-12s %-12s %-12s\n' "plugin" "ADD median" "ADD p99" "first 10" "last 10" "DEL median" "DEL p99"
 for s in sluice ptp; do
   printf '%-24s %-12s %-12s %-12s %-12s %-12s %-12s\n' "${LABEL[$s]}" "$(ms "$(bench_median <"$RES/$s.add.us")")" \
