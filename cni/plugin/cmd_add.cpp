@@ -2,6 +2,7 @@
 // ADD: all-or-nothing pod plumbing (DESIGN §4). Each step below pushes its undo action and is
 // followed by its fault-injection point; the steps' names are docs/internals.md's.
 #include <linux/if_addr.h>
+#include <linux/ip.h>
 #include <linux/rtnetlink.h>
 #include <spdlog/spdlog.h>
 #include <time.h>
@@ -35,15 +36,20 @@ std::string mapFullHint(const char* map, const Error& e, int capacity) {
   return std::string(map) + " is full (" + std::to_string(capacity) + " entries): no room for this pod";
 }
 
-// Host-side sysctls, set explicitly: systemd and distributions change the defaults of new links.
-Status hostSysctls(const std::string& veth, bool ipv6) {
-  const std::string base = "net/ipv4/conf/" + veth + "/";
-  SL_TRY(cni::writeSysctl(base + "forwarding", "1"));  // pods' traffic to the stack is routed on
-  SL_TRY(cni::writeSysctl(base + "rp_filter", "0"));   // redirected/encapsulated traffic
-  SL_TRY(cni::writeSysctl(base + "accept_local", "0"));
-  // A pod is no router of the node: its router advertisements and redirects (neighbour
-  // discovery reaches the host whatever the source) must not give the node routes or addresses.
-  // A kernel without IPv6 has nothing to protect, unless the pod is to get an IPv6 address.
+// Host-side settings, set explicitly: systemd and distributions change the defaults of new
+// links. IPv4's travel with the message that sets the link up (IFLA_INET_CONF: no trip through
+// /proc/sys each, and none of the route cache flush a write of accept_local there causes).
+const std::vector<std::pair<int, uint32_t>> kHostIpv4Conf = {
+    {IPV4_DEVCONF_FORWARDING, 1},    // pods' traffic to the stack is routed on
+    {IPV4_DEVCONF_RP_FILTER, 0},     // redirected/encapsulated traffic
+    {IPV4_DEVCONF_ACCEPT_LOCAL, 0},
+};
+
+// IPv6 has no such attribute. A pod is no router of the node: its router advertisements and
+// redirects (neighbour discovery reaches the host whatever the source) must not give the node
+// routes or addresses. A kernel without IPv6 has nothing to protect, unless the pod is to get an
+// IPv6 address.
+Status hostIpv6Sysctls(const std::string& veth, bool ipv6) {
   const std::string base6 = "net/ipv6/conf/" + veth + "/";
   for (const char* key : {"accept_ra", "accept_redirects"}) {
     Status st = cni::writeSysctl(base6 + key, "0");
@@ -98,20 +104,17 @@ Result<std::string> cmdAdd(const Invocation& inv) {
       SL_TRY(teardownAttachment(inv, {env.containerId, env.ifname, env.netns}, &maps, nullptr));
     }
   }
+  // One netlink socket in the pod netns for all of ADD (a socket stays in the netns it was
+  // opened in). Declared before the rollback so that its undo actions can still use it.
+  SL_ASSIGN_OR_RETURN(const cni::Netlink pod,
+                      cni::inNetns(podNs.get(), [] { return cni::Netlink::open(); }));
   {
-    auto busy = cni::inNetns(podNs.get(), [&]() -> Result<bool> {
-      SL_ASSIGN_OR_RETURN(cni::Netlink pod, cni::Netlink::open());
-      SL_ASSIGN_OR_RETURN(auto l, pod.link(env.ifname));
-      return l.has_value();
-    });
-    if (!busy.ok()) return std::move(busy).error();
-    if (*busy)
+    SL_ASSIGN_OR_RETURN(auto busy, pod.link(env.ifname));
+    if (busy)
       return Error(CniCode::kInternal, "the pod netns already has an interface " + env.ifname,
                    EEXIST);
   }
 
-  // Declared before the rollback so that its undo actions can still use it.
-  std::optional<cni::Netlink> podNl;
   Rollback undo;
 
   // ipam
@@ -151,12 +154,6 @@ Result<std::string> cmdAdd(const Invocation& inv) {
 
   // pod-link: the pod end up. Undone by deleting the host end.
   undo.push("pod-link", [] { return okStatus(); });
-  {
-    auto opened = cni::inNetns(podNs.get(), [] { return cni::Netlink::open(); });
-    if (!opened.ok()) return std::move(opened).error();
-    podNl.emplace(std::move(opened).value());
-  }
-  const cni::Netlink& pod = *podNl;
   SL_ASSIGN_OR_RETURN(auto podLink, pod.link(env.ifname));
   if (!podLink) return Error(CniCode::kNetlink, env.ifname + " did not arrive in the pod netns");
   const int podIfindex = podLink->ifindex;
@@ -216,8 +213,8 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   SL_TRY(failPoint("attach"));
 
   // host-route: sysctls, up, a host route to each pod address and its MAC.
-  SL_TRY(hostSysctls(hostVeth, podIp6.has_value()));
-  SL_TRY(host.setUp(hostIfindex));
+  SL_TRY(hostIpv6Sysctls(hostVeth, podIp6.has_value()));
+  SL_TRY(host.setUp(hostIfindex, kHostIpv4Conf));
   std::vector<cni::RouteSpec> hostRoutes;
   for (const auto& c : podCidrs) hostRoutes.push_back({c, std::nullopt, hostIfindex, RT_SCOPE_LINK, false});
   undo.push("host-route", [&host, hostIfindex, podCidrs, hostRoutes]() -> Status {

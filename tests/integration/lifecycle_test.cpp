@@ -271,6 +271,29 @@ TEST_F(LifecycleTest, PodsTalkThroughRedirectPeerNotTheHostForwardPath) {
   EXPECT_TRUE(node_.nothingLeft(kNet, {a, b}));
 }
 
+// The host veth's settings are Sluice's, whatever the namespace gives new links: the defaults
+// are turned against them first.
+TEST_F(LifecycleTest, HostVethSettingsAreSetExplicitly) {
+  for (const char* kv : {"net.ipv4.conf.default.forwarding=0", "net.ipv4.conf.default.rp_filter=1",
+                         "net.ipv4.conf.default.accept_local=1", "net.ipv6.conf.default.accept_ra=2",
+                         "net.ipv6.conf.default.accept_redirects=1"})
+    ASSERT_TRUE(node_.runIn(node_.hostNs(), {"sysctl", "-qw", kv}).ok()) << kv;
+  json conf = node_.pluginConf("1.0.0", kNet, node_.sluiceIpam(kSubnet));
+  Pod pod = node_.makePod("a");
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(pod, conf));
+  const std::string veth = hostVethName(pod.containerId, pod.ifname);
+  for (const auto& [key, want] : std::vector<std::pair<std::string, std::string>>{
+           {"net.ipv4.conf." + veth + ".forwarding", "1"}, {"net.ipv4.conf." + veth + ".rp_filter", "0"},
+           {"net.ipv4.conf." + veth + ".accept_local", "0"}, {"net.ipv6.conf." + veth + ".accept_ra", "0"},
+           {"net.ipv6.conf." + veth + ".accept_redirects", "0"}}) {
+    ProcResult r = node_.runIn(node_.hostNs(), {"sysctl", "-n", key});
+    ASSERT_TRUE(r.ok()) << r.describe();
+    EXPECT_EQ(r.out, want + "\n") << key;
+  }
+  ASSERT_TRUE(node_.del(pod, conf).ok());
+  EXPECT_TRUE(node_.nothingLeft(kNet, {pod}));
+}
+
 TEST_F(LifecycleTest, CheckPassesThenFailsOnceThePodVethIsGone) {
   json conf = node_.pluginConf("1.0.0", kNet, node_.sluiceIpam(kSubnet));
   Pod pod = node_.makePod("a");

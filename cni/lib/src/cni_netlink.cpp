@@ -6,6 +6,7 @@
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <netlink/errno.h>
+#include <netlink/route/link/inet.h>
 #include <netlink/route/link/veth.h>
 #include <netlink/route/nexthop.h>
 #include <sys/socket.h>
@@ -140,11 +141,15 @@ Status Netlink::createVethPair(const std::string& name, const std::string& peerN
   return okStatus();
 }
 
-Status Netlink::setUp(int ifindex) const {
+Status Netlink::setUp(int ifindex, const std::vector<std::pair<int, uint32_t>>& ipv4Conf) const {
   nl::LinkPtr orig = linkRef(ifindex);
   nl::LinkPtr change(rtnl_link_alloc());
   if (!orig || !change) return Error(CniCode::kNetlink, "rtnl_link_alloc: out of memory");
   rtnl_link_set_flags(change.get(), IFF_UP);
+  for (const auto& [id, value] : ipv4Conf) {
+    if (int err = rtnl_link_inet_set_conf(change.get(), static_cast<unsigned>(id), value); err < 0)
+      return nlError(err, "IPv4 setting " + std::to_string(id) + " of link #" + std::to_string(ifindex));
+  }
   int err = rtnl_link_change(sock_.get(), orig.get(), change.get(), 0);
   if (err < 0) return nlError(err, "set link #" + std::to_string(ifindex) + " up");
   return okStatus();

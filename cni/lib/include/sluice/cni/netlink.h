@@ -109,7 +109,9 @@ class Netlink {
   // a synchronize_net(): tens of milliseconds).
   Status createVethPair(const std::string& name, const std::string& peerName, int mtu,
                         std::optional<int> peerNsFd = std::nullopt) const;
-  Status setUp(int ifindex) const;
+  // Sets the link up; with `ipv4Conf` ({IPV4_DEVCONF_*, value}, linux/ip.h), in the same message,
+  // the link's IPv4 settings (net.ipv4.conf.<link>.*) without a trip through /proc/sys each.
+  Status setUp(int ifindex, const std::vector<std::pair<int, uint32_t>>& ipv4Conf = {}) const;
   // false when the link did not exist.
   Result<bool> deleteLink(int ifindex) const;
   Result<bool> deleteLink(const std::string& name) const;
