@@ -108,7 +108,13 @@ for setup in sluice bridge ptp; do
   ip -n "$P-$setup" addr add 198.18.0.1/32 dev lo
   ip netns exec "$P-$setup" sysctl -qw net.ipv4.ip_forward=1
 done
-ip netns exec "$P-sluice" "$AGENT" --load-only --bpf-root "$BPF" --state-dir "$WORK/sluice-state" --log-level warn
+# The plugin runs from where the agent installs it on a node (--install-cni-bin copies it in
+# 64 KiB writes), not from the linker's output: the page cache of a file the linker wrote holds
+# it in small folios, and every exec then maps the plugin's code in more, slower faults
+# (0.15 ms more for VERSION, 0.3 ms for ADD, measured here).
+ip netns exec "$P-sluice" "$AGENT" --load-only --bpf-root "$BPF" --state-dir "$WORK/sluice-state" --log-level warn \
+  --install-cni-bin "$BUILD_DIR/bin/sluice" --cni-bin-dir "$WORK/cni-bin"
+PLUGIN=$WORK/cni-bin/sluice
 
 declare -A CLIENT SERVER SERVER_IP
 plugin_path() { case $1 in sluice) echo "$PLUGIN" ;; *) echo "$REF_CNI/$1" ;; esac; }
