@@ -193,8 +193,25 @@ std::vector<net::IpAddr> readIndex(const std::string& dir, const std::string& ke
   return out;
 }
 
-// Replaces the attachment's entry with a symlink (none when `ips` is empty): atomically, through
-// a symlink "<entry>~" renamed over it when there is one.
+// Creates an index entry at `path` with `make(at)` (0 or an errno): directly when there is none,
+// else atomically through "<path>~" renamed over it.
+template <typename Make>
+Status placeEntry(const std::string& path, Make&& make) {
+  int err = make(path);
+  if (err == 0) return okStatus();
+  if (err != EEXIST) return ioError(err, "index " + path);
+  const std::string next = path + "~";
+  ::unlink(next.c_str());
+  if ((err = make(next)) != 0) return ioError(err, "index " + next);
+  if (::rename(next.c_str(), path.c_str()) != 0) {
+    err = errno;
+    ::unlink(next.c_str());
+    return ioError(err, "index " + path);
+  }
+  return okStatus();
+}
+
+// Replaces the attachment's entry with a symlink (none when `ips` is empty).
 Status writeIndex(const std::string& dir, const std::string& key, const std::vector<net::IpAddr>& ips) {
   const std::string path = indexPath(dir, key);
   if (ips.empty()) {
@@ -202,17 +219,7 @@ Status writeIndex(const std::string& dir, const std::string& key, const std::vec
     return okStatus();
   }
   const std::string target = addressList(ips);
-  if (::symlink(target.c_str(), path.c_str()) == 0) return okStatus();
-  if (errno != EEXIST) return ioError(errno, "index " + path);
-  const std::string next = path + "~";
-  ::unlink(next.c_str());
-  if (::symlink(target.c_str(), next.c_str()) != 0) return ioError(errno, "index " + next);
-  if (::rename(next.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(next.c_str());
-    return ioError(err, "index " + path);
-  }
-  return okStatus();
+  return placeEntry(path, [&](const std::string& at) { return ::symlink(target.c_str(), at.c_str()) == 0 ? 0 : errno; });
 }
 
 // The whole directory read: leftovers removed, and every attachment's entry made to list
@@ -303,25 +310,13 @@ class ReservationFile {
   std::string tmp_;
 };
 
-// Makes the attachment's reservation file its index entry, listing `ips` (atomically replacing an
-// entry there is, through "<entry>~"); a symlink entry where the file cannot carry the list.
+// Makes the attachment's reservation file its index entry, listing `ips`; a symlink entry where
+// the file cannot carry the list.
 Status indexAttachment(const std::string& dir, const std::string& key, const ReservationFile& file,
                        const std::vector<net::IpAddr>& ips) {
   SL_ASSIGN_OR_RETURN(bool listed, file.listAddresses(addressList(ips)));
   if (!listed) return writeIndex(dir, key, ips);
-  const std::string path = indexPath(dir, key);
-  int err = file.linkTo(path);
-  if (err == 0) return okStatus();
-  if (err != EEXIST) return ioError(err, "index " + path);
-  const std::string next = path + "~";
-  ::unlink(next.c_str());
-  if ((err = file.linkTo(next)) != 0) return ioError(err, "index " + next);
-  if (::rename(next.c_str(), path.c_str()) != 0) {
-    err = errno;
-    ::unlink(next.c_str());
-    return ioError(err, "index " + path);
-  }
-  return okStatus();
+  return placeEntry(indexPath(dir, key), [&](const std::string& at) { return file.linkTo(at); });
 }
 
 bool excluded(const IpRange& r, const net::IpAddr& ip) {
