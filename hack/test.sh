@@ -14,15 +14,27 @@ if [[ $EUID -ne 0 ]]; then
   exit 1
 fi
 
+# Each stage's wall time, on stderr, for keeping CI's time in view.
+stage_start=$SECONDS
+stage() {
+  echo "test.sh: $1 took $((SECONDS - stage_start)) s (total $SECONDS s)" >&2
+  stage_start=$SECONDS
+}
+
 bash hack/install-deps.sh
+stage "dependencies"
 BUILD_DIR=${SLUICE_BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON -DSLUICE_LINE_TABLES=ON >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
+stage "build"
 ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 "$@"
+stage "tests"
 
 if [[ ${SLUICE_SKIP_FUZZ:-0} != 1 ]]; then
   bash hack/fuzz.sh --time "${SLUICE_FUZZ_TIME:-20}"
+  stage "fuzzing (build and run)"
 fi
 if [[ ${SLUICE_SKIP_SANITIZERS:-0} != 1 ]]; then
   bash hack/test-sanitizers.sh
+  stage "sanitizers (build and tests)"
 fi
