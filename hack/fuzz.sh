@@ -10,7 +10,7 @@
 #   hack/fuzz.sh --jobs 2 --time 3600 datapath
 #
 # Options: --time SECONDS per target (default 20), --jobs N parallel fuzzing processes per
-# target (default 1), --build-dir DIR (default build-fuzz), --crash-dir DIR (default
+# target (default 1: then one target per CPU runs at a time), --build-dir DIR (default build-fuzz), --crash-dir DIR (default
 # <build-dir>/fuzz-crashes), --no-build. Targets: netconf cni_env nodes_file k8s_watch
 # kubeconfig datapath (default: all; datapath needs root).
 # New interesting inputs go to <build-dir>/fuzz-corpus/<target>/; copy the small, telling ones
@@ -53,26 +53,45 @@ if ((BUILD)); then
 fi
 
 mkdir -p "$CRASH_DIR"
-failed=()
-for t in "${targets[@]}"; do
+# run_target T: fuzzes T; leaves 0 (clean) or 1 in <build-dir>/fuzz-T.status.
+run_target() {
+  local t=$1 bin corpus st=0
   bin=$BUILD_DIR/fuzz/fuzz_$t
-  [[ -x $bin ]] || { echo "fuzz.sh: $bin not built" >&2; failed+=("$t"); continue; }
+  if [[ ! -x $bin ]]; then
+    echo "fuzz.sh: $bin not built" >&2
+    echo 1 >"$BUILD_DIR/fuzz-$t.status"
+    return
+  fi
   corpus=$BUILD_DIR/fuzz-corpus/$t
   mkdir -p "$corpus" "$CRASH_DIR/$t"
-  args=(-max_total_time="$TIME" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1
-        -artifact_prefix="$CRASH_DIR/$t/")
+  local args=(-max_total_time="$TIME" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1
+              -artifact_prefix="$CRASH_DIR/$t/")
   # BPF_PROG_TEST_RUN takes a page at most.
   [[ $t == datapath ]] && args+=(-max_len=2048)
   ((JOBS > 1)) && args+=(-fork="$JOBS" -ignore_crashes=1)
-  echo "=== fuzz_$t: ${TIME}s" >&2
   # The first corpus directory receives new inputs; the checked-in seeds stay untouched.
-  if ! "$bin" "${args[@]}" "$corpus" "tests/fuzz/corpus/$t" 2>"$BUILD_DIR/fuzz-$t.log"; then
-    failed+=("$t")
-  fi
-  grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::new_units_added)' "$BUILD_DIR/fuzz-$t.log" >&2 || true
-  if compgen -G "$CRASH_DIR/$t/*" >/dev/null; then
-    [[ " ${failed[*]} " == *" $t "* ]] || failed+=("$t")
-  fi
+  "$bin" "${args[@]}" "$corpus" "tests/fuzz/corpus/$t" 2>"$BUILD_DIR/fuzz-$t.log" || st=1
+  compgen -G "$CRASH_DIR/$t/*" >/dev/null && st=1
+  echo "$st" >"$BUILD_DIR/fuzz-$t.status"
+}
+
+# One fuzzing process per target and per CPU (with --jobs 1): the targets share no state, and
+# each gets its full --time.
+slots=$(nproc)
+((JOBS > 1)) && slots=1
+echo "=== fuzzing ${targets[*]}: ${TIME}s each, $slots at a time" >&2
+for t in "${targets[@]}"; do
+  rm -f "$BUILD_DIR/fuzz-$t.status"
+  run_target "$t" &
+  while (($(jobs -rp | wc -l) >= slots)); do wait -n || true; done
+done
+wait
+failed=()
+for t in "${targets[@]}"; do
+  echo "=== fuzz_$t" >&2
+  [[ -f $BUILD_DIR/fuzz-$t.log ]] &&
+    { grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::new_units_added)' "$BUILD_DIR/fuzz-$t.log" >&2 || true; }
+  [[ $(cat "$BUILD_DIR/fuzz-$t.status" 2>/dev/null) == 0 ]] || failed+=("$t")
 done
 
 if ((${#failed[@]})); then
