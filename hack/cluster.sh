@@ -425,17 +425,14 @@ PY
   done
 }
 
-# Connectivity matrix: every pod pings every pod; TCP from each pod to one pod per node.
-cmd_check() {
-  [[ -d $ROOT ]] || die "no cluster '$P'"
-  local -a names nss ips
-  local name node ns ip fail=0
-  while IFS=$'\t' read -r name node ns ip; do
-    names+=("$name"); nss+=("$ns"); ips+=("$ip")
-  done < <(pods)
-  local n=${#names[@]} a b
-  ((n > 0)) || die "no pods"
-  echo "ICMP, row pings column (. = itself):"
+# family_check ICMP-TITLE TCP-TITLE ADDR-ARRAY: the matrices of one address family over the
+# pods cmd_check read (names, nsof, firstOfNode); ADDR-ARRAY names an associative array of pod
+# name -> address. Non-zero on any failure.
+family_check() {
+  local icmp_title=$1 tcp_title=$2 a b srv fail=0
+  local -n addr=$3
+  local n=${#names[@]}
+  echo "$icmp_title"
   printf '%-10s' ""
   for ((b = 0; b < n; b++)); do printf ' %-9s' "${names[b]}"; done
   echo
@@ -443,7 +440,8 @@ cmd_check() {
     printf '%-10s' "${names[a]}"
     for ((b = 0; b < n; b++)); do
       if ((a == b)); then printf ' %-9s' "."; continue; fi
-      if ip netns exec "${nss[a]}" ping -c 1 -W 2 -q "${ips[b]}" >/dev/null 2>&1; then
+      if [[ -n ${addr[${names[b]}]:-} ]] &&
+        ip netns exec "${nsof[${names[a]}]}" ping -c 1 -W 2 -q "${addr[${names[b]}]}" >/dev/null 2>&1; then
         printf ' %-9s' "ok"
       else
         printf ' %-9s' "FAIL"; fail=1
@@ -451,58 +449,40 @@ cmd_check() {
     done
     echo
   done
-
-  echo "TCP (1 MiB, sha256 compared), every pod to the first pod of every node:"
-  local -A firstOfNode
-  while IFS=$'\t' read -r name node ns ip; do
-    [[ -n ${firstOfNode[$node]:-} ]] || firstOfNode[$node]="$ns $ip $name"
-  done < <(pods)
-  local srv sns sip sname
+  echo "$tcp_title"
   for srv in "${firstOfNode[@]}"; do
-    read -r sns sip sname <<<"$srv"
     for ((a = 0; a < n; a++)); do
-      [[ ${nss[a]} == "$sns" ]] && continue
-      if tcp_transfer "${nss[a]}" "$sns" "$sip"; then
-        printf '  %-10s -> %-10s ok\n' "${names[a]}" "$sname"
+      [[ ${names[a]} == "$srv" ]] && continue
+      if [[ -n ${addr[$srv]:-} ]] && tcp_transfer "${nsof[${names[a]}]}" "${nsof[$srv]}" "${addr[$srv]}"; then
+        printf '  %-10s -> %-10s ok\n' "${names[a]}" "$srv"
       else
-        printf '  %-10s -> %-10s FAIL\n' "${names[a]}" "$sname"; fail=1
+        printf '  %-10s -> %-10s FAIL\n' "${names[a]}" "$srv"; fail=1
       fi
     done
   done
+  return "$fail"
+}
 
+# Connectivity matrix: every pod pings every pod; TCP from each pod to one pod per node; over
+# IPv6 too in a dual-stack cluster.
+cmd_check() {
+  [[ -d $ROOT ]] || die "no cluster '$P'"
+  local -a names
+  local -A nsof ip4of ip6of firstOfNode
+  local name node ns ip addr fail=0
+  # shellcheck disable=SC2034  # ip4of and ip6of are read through family_check's nameref
+  while IFS=$'\t' read -r name node ns ip; do
+    names+=("$name"); nsof[$name]=$ns; ip4of[$name]=$ip
+    [[ -n ${firstOfNode[$node]:-} ]] || firstOfNode[$node]=$name
+  done < <(pods)
+  ((${#names[@]} > 0)) || die "no pods"
+  family_check "ICMP, row pings column (. = itself):" \
+    "TCP (1 MiB, sha256 compared), every pod to the first pod of every node:" ip4of || fail=1
   if ipv6_on; then
-    local -A ip6of
-    local addr
+    # shellcheck disable=SC2034  # read through family_check's nameref
     while IFS=$'\t' read -r name addr; do ip6of[$name]=$addr; done < <(pods6)
-    echo "ICMPv6, row pings column over IPv6 (. = itself):"
-    printf '%-10s' ""
-    for ((b = 0; b < n; b++)); do printf ' %-9s' "${names[b]}"; done
-    echo
-    for ((a = 0; a < n; a++)); do
-      printf '%-10s' "${names[a]}"
-      for ((b = 0; b < n; b++)); do
-        if ((a == b)); then printf ' %-9s' "."; continue; fi
-        if [[ -n ${ip6of[${names[b]}]:-} ]] &&
-          ip netns exec "${nss[a]}" ping -c 1 -W 2 -q "${ip6of[${names[b]}]}" >/dev/null 2>&1; then
-          printf ' %-9s' "ok"
-        else
-          printf ' %-9s' "FAIL"; fail=1
-        fi
-      done
-      echo
-    done
-    echo "TCP over IPv6 (1 MiB, sha256 compared), every pod to the first pod of every node:"
-    for srv in "${firstOfNode[@]}"; do
-      read -r sns sip sname <<<"$srv"
-      for ((a = 0; a < n; a++)); do
-        [[ ${nss[a]} == "$sns" ]] && continue
-        if [[ -n ${ip6of[$sname]:-} ]] && tcp_transfer "${nss[a]}" "$sns" "${ip6of[$sname]}"; then
-          printf '  %-10s -> %-10s ok\n' "${names[a]}" "$sname"
-        else
-          printf '  %-10s -> %-10s FAIL\n' "${names[a]}" "$sname"; fail=1
-        fi
-      done
-    done
+    family_check "ICMPv6, row pings column over IPv6 (. = itself):" \
+      "TCP over IPv6 (1 MiB, sha256 compared), every pod to the first pod of every node:" ip6of || fail=1
   fi
 
   echo "Datapath counters per node:"
