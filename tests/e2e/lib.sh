@@ -31,8 +31,16 @@ trap e2e_cleanup EXIT
 
 e2e_up() { bash "$CLUSTER" up "$@" >&2; }
 
-pass() { printf 'PASS %s\n' "$*"; }
-fail() { printf 'FAIL %s\n' "$*"; E2E_FAILS=$((E2E_FAILS + 1)); }
+# Each result line ends with the seconds since the previous one (what that check, and whatever
+# ran before it, took: where an e2e suite spends CI's time).
+E2E_LAST=$EPOCHREALTIME
+result() {  # result PASS|FAIL description
+  local now=$EPOCHREALTIME
+  printf '%s %s [%s s]\n' "$1" "$2" "$(awk -v a="$E2E_LAST" -v b="$now" 'BEGIN { printf "%.1f", b - a }')"
+  E2E_LAST=$now
+}
+pass() { result PASS "$*"; }
+fail() { result FAIL "$*"; E2E_FAILS=$((E2E_FAILS + 1)); }
 check() {  # check "description" command...
   local what=$1
   shift
@@ -86,7 +94,9 @@ group, key = ("drops", name[5:]) if name.startswith("drop:") else ("verdicts", n
 print(d[group][key]["packets"])' "$2"
 }
 
-ping_ok() { ip netns exec "$1" ping -c "${3:-1}" -W 2 -q "$2" >/dev/null 2>&1; }
+# ping_ok <netns> <address> [count]: every echo answered; several go 50 ms apart (what the
+# checks count is packets, and ping's default second between them was most of e2e's time).
+ping_ok() { ip netns exec "$1" ping -c "${3:-1}" -i 0.05 -W 2 -q "$2" >/dev/null 2>&1; }
 
 # within <ms> command...: waits up to <ms> milliseconds for a command to succeed (polling every
 # 50 ms) and reports how long it took.
