@@ -10,6 +10,7 @@
 #   sudo hack/cluster.sh status [-o json]
 #   sudo hack/cluster.sh down                  removes everything, even after a crash
 #   sudo hack/cluster.sh restart-agent NODE [--down-for SECONDS] [--agent-bin PATH]
+#   sudo hack/cluster.sh stop-agent NODE        SIGTERM, exit awaited (the datapath keeps going)
 #                                              (node number, e.g. 2; PATH: start another build
 #                                              of sluice-agent, as an upgrade does)
 #   sudo hack/cluster.sh add-pod NODE [--host-port HOST:CONTAINER[/tcp|udp]]... [--bandwidth RATE]
@@ -122,15 +123,23 @@ start_agent() {
   echo $! >"$dir/agent.pid"
 }
 
+# running PID: the process exists and has not exited. An agent outlives the `up` that started
+# it, so init is its parent, and init may take seconds to reap it: kill -0 succeeds on a zombie.
+running() {
+  local state
+  state=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+  [[ -n $state && $state != [ZX] ]]
+}
+
 stop_agent() {
   local i=$1 pidfile pid
   pidfile=$(node_dir "$i")/agent.pid
   [[ -f $pidfile ]] || return 0
   pid=$(cat "$pidfile")
-  if kill -0 "$pid" 2>/dev/null; then
+  if running "$pid"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do running "$pid" || break; sleep 0.05; done
+    if running "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   fi
   rm -f "$pidfile"
 }
@@ -140,7 +149,7 @@ wait_ready() {
   dir=$(node_dir "$i")
   for _ in $(seq 300); do
     if [[ -f $dir/net.d/10-sluice.conflist ]] && http_get "$i" /healthz | grep -q '^ok'; then return 0; fi
-    if ! kill -0 "$(cat "$dir/agent.pid")" 2>/dev/null; then
+    if ! running "$(cat "$dir/agent.pid")"; then
       tail -20 "$dir/agent.out" >&2 || true
       die "node-$i: sluice-agent exited"
     fi
@@ -414,7 +423,7 @@ PY
   printf '%-8s %-12s %-14s %-16s %s\n' NODE NETNS IP PODCIDR AGENT
   for ((i = 1; i <= n; i++)); do
     local state=down
-    if kill -0 "$(cat "$(node_dir "$i")/agent.pid" 2>/dev/null || echo 0)" 2>/dev/null; then state=running; fi
+    if running "$(cat "$(node_dir "$i")/agent.pid" 2>/dev/null || echo 0)"; then state=running; fi
     printf '%-8s %-12s %-14s %-16s %s\n' "node-$i" "$(node_ns "$i")" "$NODE_NET.$i" "$POD_CIDR_BASE.$i.0/24" "$state"
     ipv6_on && printf '%-8s %-12s %-14s %s\n' "" "" "" "$POD6_CIDR_BASE:$i::/64"
   done
@@ -572,6 +581,13 @@ cmd_restart_agent() {
   log "node-$i: agent ready again"
 }
 
+cmd_stop_agent() {
+  local i=${1:-}
+  [[ $i =~ ^[0-9]+$ ]] && ((i >= 1 && i <= $(nodes_count))) || die "stop-agent: node number expected"
+  stop_agent "$i"
+  log "node-$i: agent stopped"
+}
+
 cmd_demo() {
   bash "$REPO/hack/install-deps.sh"
   cmake -S "$REPO" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -594,6 +610,7 @@ main() {
     check) need_root check; cmd_check ;;
     demo) need_root demo; cmd_demo "$@" ;;
     restart-agent) need_root restart-agent; cmd_restart_agent "$@" ;;
+    stop-agent) need_root stop-agent; cmd_stop_agent "$@" ;;
     add-pod) need_root add-pod; cmd_add_pod "$@" ;;
     check-pod) need_root check-pod; cmd_check_pod "$@" ;;
     del-pod) need_root del-pod; cmd_del_pod "$@" ;;

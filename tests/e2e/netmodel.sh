@@ -180,12 +180,7 @@ frag_needed6() {
 }
 
 # stop_agent <node>: SIGTERM to the node's agent, and its exit awaited (the datapath stays).
-stop_agent() {
-  local pid
-  pid=$(cat "$CROOT/n$1/agent.pid")
-  kill -TERM "$pid"
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-}
+stop_agent() { bash "$CLUSTER" stop-agent "$1" >&2; }
 
 rp_filter_strict() {
   local i
