@@ -23,15 +23,24 @@
 namespace sluice::agent {
 namespace {
 
-// The agent recorded in the state file, if that pid is still a sluice-agent.
+// The agent recorded in the state file, if that pid is still a running sluice-agent: not one
+// that has exited and waits to be reaped (a zombie, which its parent, often init, may leave for
+// seconds), and not a recycled pid.
 std::optional<int> runningAgent(const std::string& stateDir) {
   auto st = readAgentState(stateDir);
   if (!st.ok() || st->pid <= 0 || st->pid == static_cast<int>(::getpid())) return std::nullopt;
-  if (::kill(st->pid, 0) != 0) return std::nullopt;
-  std::ifstream comm("/proc/" + std::to_string(st->pid) + "/comm");
+  const std::string proc = "/proc/" + std::to_string(st->pid);
+  std::ifstream statFile(proc + "/stat");
+  std::string stat;
+  std::getline(statFile, stat);
+  const size_t paren = stat.rfind(')');  // "pid (comm) state ...", comm may hold anything
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return std::nullopt;
+  const char state = stat[paren + 2];
+  if (state == 'Z' || state == 'X') return std::nullopt;
+  std::ifstream comm(proc + "/comm");
   std::string name;
   std::getline(comm, name);
-  if (name.rfind("sluice-agent", 0) != 0) return std::nullopt;  // a recycled pid
+  if (name.rfind("sluice-agent", 0) != 0) return std::nullopt;
   return st->pid;
 }
 

@@ -5,14 +5,19 @@
 // switch swaps them in place, and `uninstall` detaches them while leaving other programs alone.
 #include <gtest/gtest.h>
 #include <net/if.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <string>
 
 #include "node_setup.h"
+#include "state_file.h"
 #include "sluice/bpf/datapath.h"
 #include "sluice/bpf/tc.h"
 #include "uninstall.h"
@@ -194,6 +199,59 @@ TEST_F(NativeSetupTest, UninstallDetachesTheTunnelProgram) {
   ASSERT_TRUE(r.ok()) << r.error().describe();
   EXPECT_EQ(r->nativeDetached, 1) << "the underlay";
   EXPECT_EQ(ingressId(), 0u);
+}
+
+// The state file's agent is asked about before anything is removed: a running one would put it
+// all back. One that has exited is no obstacle even before its parent reaps it (a zombie keeps
+// its pid, comm and /proc entry; init may take seconds to reap an agent it inherited).
+TEST_F(NativeSetupTest, UninstallRefusesARunningAgentButNotOneThatHasExited) {
+  auto dir = std::filesystem::temp_directory_path() / ("sluice-uninstall-agent-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "state");
+  std::filesystem::create_directories(dir / "net.d");
+  struct Cleanup {
+    std::filesystem::path dir;
+    pid_t pid = -1;
+    ~Cleanup() {
+      if (pid > 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+      std::filesystem::remove_all(dir);
+    }
+  } cleanup{dir};
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::prctl(PR_SET_NAME, "sluice-agent");
+    for (;;) ::pause();
+  }
+  cleanup.pid = pid;
+  // Its comm is set by the child itself: wait until it shows.
+  for (int i = 0; i < 200; ++i) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name == "sluice-agent") break;
+    ::usleep(5000);
+  }
+  AgentState st;
+  st.nodeName = "node-1";
+  st.pid = pid;
+  ASSERT_TRUE(writeAgentState((dir / "state").string(), st).ok());
+  AgentOptions u;
+  u.command = Command::kUninstall;
+  u.bpfRoot = (dir / "bpf").string();
+  u.stateDir = (dir / "state").string();
+  u.cniConfDir = (dir / "net.d").string();
+  auto refused = uninstallNode(u);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("still running"), std::string::npos) << refused.error().describe();
+
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  siginfo_t info{};
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT), 0);  // a zombie now
+  auto done = uninstallNode(u);
+  EXPECT_TRUE(done.ok()) << done.error().describe();
 }
 
 TEST_F(NativeSetupTest, UninstallDetachesTheNativePrograms) {
