@@ -9,6 +9,12 @@
 #include <cstring>
 #include <filesystem>
 
+#include <bpf/libbpf.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
+
+#include <sstream>
+
 #include "fixture.h"
 #include "sluice/bpf/tc.h"
 
@@ -127,6 +133,38 @@ TEST_F(LoaderTest, MapsOfTheWrongShapeAreRefused) {
   auto wrong = bpf::Map<uint32_t, uint32_t>::openPinned(root_, SL_MAP_ENDPOINTS);
   ASSERT_FALSE(wrong.ok());
   EXPECT_NE(wrong.error().message().find("sizes"), std::string::npos);
+}
+
+// Asking a link without a clsact qdisc for its filter is an answer (none), which the agent's
+// drift check asks every second: it logs nothing at info level (the kernel's "Parent Qdisc
+// doesn't exists" through libbpf goes to debug), while libbpf's warnings elsewhere still do.
+TEST_F(LoaderTest, QueryingALinkWithoutClsactLogsNothingAtInfo) {
+  VethPair veth("sltldqa", "sltldqb");
+  std::ostringstream out;
+  auto previous = spdlog::default_logger();
+  auto capture = std::make_shared<spdlog::logger>("capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  capture->set_level(spdlog::level::info);
+  spdlog::set_default_logger(capture);
+  struct Restore {
+    std::shared_ptr<spdlog::logger> logger;
+    ~Restore() { spdlog::set_default_logger(logger); }
+  } restore{previous};
+  EXPECT_EQ(*bpf::tcIngressProgId(veth.a()), 0u);
+  EXPECT_EQ(*bpf::tcEgressProgId(veth.a()), 0u);
+  capture->flush();
+  EXPECT_EQ(out.str(), "");
+  // Control: the same call without the quiet guard is what logged (libbpf's warning at info).
+  bpf_tc_hook hook{};
+  hook.sz = sizeof(hook);
+  hook.ifindex = veth.a();
+  hook.attach_point = BPF_TC_INGRESS;
+  bpf_tc_opts opts{};
+  opts.sz = sizeof(opts);
+  opts.handle = 1;
+  opts.priority = 1;
+  EXPECT_NE(bpf_tc_query(&hook, &opts), 0);
+  capture->flush();
+  EXPECT_NE(out.str().find("libbpf"), std::string::npos) << "control: libbpf said nothing, so the check proves nothing";
 }
 
 TEST_F(LoaderTest, TcAttachReplaceQueryDetach) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sluice/fd.h"
+#include "sluice/log.h"
 
 namespace sluice::bpf {
 namespace {
@@ -136,7 +137,11 @@ Status detach(int ifindex, bpf_tc_attach_point where) {
 Result<uint32_t> query(int ifindex, bpf_tc_attach_point where) {
   bpf_tc_hook hook = makeHook(ifindex, where);
   bpf_tc_opts opts = makeOpts();
-  int err = bpf_tc_query(&hook, &opts);
+  int err;
+  {
+    QuietLibbpf quiet;  // no clsact, or no filter there: an answer (the agent asks every second)
+    err = bpf_tc_query(&hook, &opts);
+  }
   if (err == -ENOENT || err == -EINVAL) return tcxSluiceProg(ifindex, where, nullptr);  // not at our clsact slot
   if (err)
     return Error::fromErrno(err, std::string("query tc ") + whereName(where) + " on ifindex " +

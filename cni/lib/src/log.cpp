@@ -14,6 +14,7 @@ namespace sluice {
 namespace {
 
 std::string g_context;
+thread_local int g_quietLibbpf = 0;
 
 void applyPattern() {
   std::string pat = "%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%P]";
@@ -33,9 +34,12 @@ int libbpfPrint(enum libbpf_print_level level, const char* fmt, va_list args) {
   std::vsnprintf(line.data(), line.size(), fmt, args);
   line.resize(static_cast<size_t>(n));
   while (!line.empty() && line.back() == '\n') line.pop_back();
-  // One level quieter than libbpf's own idea of the message.
+  // One level quieter than libbpf's own idea of the message; debug under QuietLibbpf.
   switch (level) {
-    case LIBBPF_WARN: spdlog::info("libbpf: {}", line); break;
+    case LIBBPF_WARN:
+      if (g_quietLibbpf > 0) spdlog::debug("libbpf: {}", line);
+      else spdlog::info("libbpf: {}", line);
+      break;
     case LIBBPF_INFO: spdlog::debug("libbpf: {}", line); break;
     default: spdlog::trace("libbpf: {}", line); break;
   }
@@ -64,6 +68,9 @@ void setupLogging(const LogOptions& opts) {
   applyPattern();
   libbpf_set_print(libbpfPrint);
 }
+
+QuietLibbpf::QuietLibbpf() { ++g_quietLibbpf; }
+QuietLibbpf::~QuietLibbpf() { --g_quietLibbpf; }
 
 void setLogContext(const std::string& context) {
   g_context = context;

@@ -23,4 +23,15 @@ void setupLogging(const LogOptions& opts);
 // Replaces the per-line context (e.g. once the CNI environment is parsed).
 void setLogContext(const std::string& context);
 
+// While one lives on the calling thread, libbpf's messages are logged at debug level: for calls
+// whose failure is an answer, not an error (asking a link without a clsact qdisc for its tc
+// filter makes the kernel, and libbpf after it, say "Parent Qdisc doesn't exists").
+class QuietLibbpf {
+ public:
+  QuietLibbpf();
+  ~QuietLibbpf();
+  QuietLibbpf(const QuietLibbpf&) = delete;
+  QuietLibbpf& operator=(const QuietLibbpf&) = delete;
+};
+
 }  // namespace sluice
