@@ -28,6 +28,19 @@ namespace {
 
 void sh(const std::string& cmd) { ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd; }
 
+// `sluice-agent uninstall` options for a node whose state, conf and bpf root are under `dir`
+// (created here, empty).
+AgentOptions uninstallOptions(const std::filesystem::path& dir) {
+  std::filesystem::create_directories(dir / "state");
+  std::filesystem::create_directories(dir / "net.d");
+  AgentOptions u;
+  u.command = Command::kUninstall;
+  u.bpfRoot = (dir / "bpf").string();
+  u.stateDir = (dir / "state").string();
+  u.cniConfDir = (dir / "net.d").string();
+  return u;
+}
+
 class NativeSetupTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -187,13 +200,7 @@ TEST_F(NativeSetupTest, UninstallDetachesTheTunnelProgram) {
   opts_.mode = DatapathMode::kVxlan;
   ASSERT_TRUE(setupNodeNetwork(opts_, *dp_, self_).ok());
   auto dir = std::filesystem::temp_directory_path() / ("sluice-vxlan-uninstall-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir / "state");
-  std::filesystem::create_directories(dir / "net.d");
-  AgentOptions u;
-  u.command = Command::kUninstall;
-  u.bpfRoot = (dir / "bpf").string();
-  u.stateDir = (dir / "state").string();
-  u.cniConfDir = (dir / "net.d").string();
+  AgentOptions u = uninstallOptions(dir);
   auto r = uninstallNode(u);
   std::filesystem::remove_all(dir);
   ASSERT_TRUE(r.ok()) << r.error().describe();
@@ -206,8 +213,7 @@ TEST_F(NativeSetupTest, UninstallDetachesTheTunnelProgram) {
 // its pid, comm and /proc entry; init may take seconds to reap an agent it inherited).
 TEST_F(NativeSetupTest, UninstallRefusesARunningAgentButNotOneThatHasExited) {
   auto dir = std::filesystem::temp_directory_path() / ("sluice-uninstall-agent-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir / "state");
-  std::filesystem::create_directories(dir / "net.d");
+  const AgentOptions u = uninstallOptions(dir);
   struct Cleanup {
     std::filesystem::path dir;
     pid_t pid = -1;
@@ -237,12 +243,7 @@ TEST_F(NativeSetupTest, UninstallRefusesARunningAgentButNotOneThatHasExited) {
   AgentState st;
   st.nodeName = "node-1";
   st.pid = pid;
-  ASSERT_TRUE(writeAgentState((dir / "state").string(), st).ok());
-  AgentOptions u;
-  u.command = Command::kUninstall;
-  u.bpfRoot = (dir / "bpf").string();
-  u.stateDir = (dir / "state").string();
-  u.cniConfDir = (dir / "net.d").string();
+  ASSERT_TRUE(writeAgentState(u.stateDir, st).ok());
   auto refused = uninstallNode(u);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().message().find("still running"), std::string::npos) << refused.error().describe();
@@ -257,13 +258,7 @@ TEST_F(NativeSetupTest, UninstallRefusesARunningAgentButNotOneThatHasExited) {
 TEST_F(NativeSetupTest, UninstallDetachesTheNativePrograms) {
   ASSERT_TRUE(setupNodeNetwork(opts_, *dp_, self_).ok());
   auto dir = std::filesystem::temp_directory_path() / ("sluice-native-uninstall-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir / "state");
-  std::filesystem::create_directories(dir / "net.d");
-  AgentOptions u;
-  u.command = Command::kUninstall;
-  u.bpfRoot = (dir / "bpf").string();  // nothing pinned there: this datapath is unpinned
-  u.stateDir = (dir / "state").string();
-  u.cniConfDir = (dir / "net.d").string();
+  AgentOptions u = uninstallOptions(dir);  // nothing pinned under its bpf root: this datapath is unpinned
   auto r = uninstallNode(u);
   std::filesystem::remove_all(dir);
   ASSERT_TRUE(r.ok()) << r.error().describe();
