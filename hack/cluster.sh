@@ -123,6 +123,11 @@ start_agent() {
   echo $! >"$dir/agent.pid"
 }
 
+# need_node COMMAND ARG: ARG is the number of one of the cluster's nodes, or COMMAND fails.
+need_node() {
+  [[ $2 =~ ^[0-9]+$ ]] && (($2 >= 1 && $2 <= $(nodes_count))) || die "$1: node number expected"
+}
+
 # running PID: the process exists and has not exited. An agent outlives the `up` that started
 # it, so init is its parent, and init may take seconds to reap it: kill -0 succeeds on a zombie.
 running() {
@@ -224,7 +229,7 @@ parse_rate() {
 
 cmd_add_pod() {
   local i=${1:-}
-  [[ $i =~ ^[0-9]+$ ]] && ((i >= 1 && i <= $(nodes_count))) || die "add-pod: node number expected"
+  need_node add-pod "$i"
   shift
   local -a ports=()
   local rate=0 spec
@@ -583,7 +588,7 @@ cmd_restart_agent() {
 
 cmd_stop_agent() {
   local i=${1:-}
-  [[ $i =~ ^[0-9]+$ ]] && ((i >= 1 && i <= $(nodes_count))) || die "stop-agent: node number expected"
+  need_node stop-agent "$i"
   stop_agent "$i"
   log "node-$i: agent stopped"
 }

@@ -10,9 +10,9 @@
 #   hack/fuzz.sh --jobs 2 --time 3600 datapath
 #
 # Options: --time SECONDS per target (default 20), --jobs N parallel fuzzing processes per
-# target (default 1: then one target per CPU runs at a time), --build-dir DIR (default build-fuzz), --crash-dir DIR (default
-# <build-dir>/fuzz-crashes), --no-build. Targets: netconf cni_env nodes_file k8s_watch
-# kubeconfig datapath (default: all; datapath needs root).
+# target (default 1: then one target per CPU runs at a time), --build-dir DIR (default
+# build-fuzz), --crash-dir DIR (default <build-dir>/fuzz-crashes), --no-build. Targets:
+# netconf cni_env nodes_file k8s_watch kubeconfig datapath (default: all; datapath needs root).
 # New interesting inputs go to <build-dir>/fuzz-corpus/<target>/; copy the small, telling ones
 # into tests/fuzz/corpus/<target>/ (a crash's input, once fixed, as regress-<what>).
 # To reproduce a crash: <build-dir>/fuzz/fuzz_<target> <crash file>.
@@ -33,7 +33,7 @@ while (($#)); do
     --build-dir) BUILD_DIR=$2; shift 2 ;;
     --crash-dir) CRASH_DIR=$2; shift 2 ;;
     --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac

@@ -189,8 +189,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 # ---- ADD/DEL latency: Sluice vs ptp, interleaved pod by pod ----
-# Timed like a runtime pays it: from the host namespace, spawn the plugin as Go's os/exec does (vfork),
-# exec, wait (hack/bench/cni_latency.py; no `ip netns exec` in the measurement).
+# Timed like a runtime pays it: from the host namespace, spawn the plugin as Go's os/exec does
+# (vfork), exec, wait (hack/bench/cni_latency.py; no `ip netns exec` in the measurement).
 echo "ADD/DEL latency: $PODS pods each for Sluice and ptp" >&2
 python3 "$REPO/hack/bench/cni_latency.py" --pods "$PODS" --prefix "$P" --out "$RES/latency.json" \
   --cni-path "$(dirname "$PLUGIN"):$REF_CNI" \
