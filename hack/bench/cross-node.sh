@@ -8,7 +8,7 @@
 #
 # Prints, per setup: TCP throughput single-stream and 4 streams (iperf3; median, min-max),
 # CPU-seconds per GB transferred (from /proc/stat), TCP request/response latency (sockperf
-# ping-pong, busy-polling client), and the ratios to the underlay.
+# ping-pong, client and server busy-polling), and the ratios to the underlay.
 #
 # With --native, a second Sluice cluster in native routing mode (no encapsulation,
 # bpf_redirect_neigh over the L2-adjacent underlay) joins as one more setup. With
@@ -20,6 +20,8 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=hack/bench/lib.sh
+. "$REPO/hack/bench/lib.sh"
 ROUNDS=5
 DURATION=8
 BUILD_DIR=$REPO/build
@@ -130,39 +132,22 @@ FL_SERVER_IP=10.245.2.2
 ip netns exec "$FL_CLIENT" ping -c 1 -W 2 -q "$FL_SERVER_IP" >/dev/null || { echo "flannel-style setup does not forward" >&2; exit 1; }
 ip netns exec "$SL_CLIENT" ping -c 1 -W 2 -q "$SL_SERVER_IP" >/dev/null || { echo "sluice cluster does not forward" >&2; exit 1; }
 
-cpu_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8}' /proc/stat; }  # user nice system irq softirq, in ticks
-HZ=$(getconf CLK_TCK)
-
 # tput <setup> <client-ns> <server-ns> <server-ip> <streams> -> appends "gbit cpu_s_per_gb"
 tput() {
-  local name=$1 cns=$2 sns=$3 sip=$4 streams=$5 out c0 c1
+  local name=$1 cns=$2 sns=$3 sip=$4 streams=$5 out c0 c1 sum
   ip netns exec "$sns" iperf3 -s -1 -D -p 5301 -I "$RESULTS/iperf.pid" >/dev/null 2>&1
-  sleep 0.3
-  c0=$(cpu_busy)
+  bench_wait_listen "$sns" 5301
+  c0=$(bench_cpu_ticks)
   out=$(ip netns exec "$cns" iperf3 -c "$sip" -p 5301 -t "$DURATION" -P "$streams" -J 2>/dev/null) || { echo "iperf3 failed for $name" >&2; return 1; }
-  c1=$(cpu_busy)
-  python3 - "$out" "$c0" "$c1" "$HZ" <<'PY' >>"$RESULTS/$name.tput$streams"
-import json, sys
-d = json.loads(sys.argv[1]); c0, c1, hz = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-end = d["end"]["sum_received"]
-gbit = end["bits_per_second"] / 1e9
-gb = end["bytes"] / 1e9
-print(f"{gbit:.3f} {((c1 - c0) / hz) / gb:.3f}")
-PY
+  c1=$(bench_cpu_ticks)
+  sum=$(bench_iperf3_summary "$out")
+  echo "$(awk -v b="${sum% *}" 'BEGIN { printf "%.3f", b / 1e9 }') $(bench_cpu_s_per_gb "$c0" "$c1" "${sum#* }")" \
+    >>"$RESULTS/$name.tput$streams"
 }
 
-# rr <setup> <client-ns> <server-ns> <server-ip> -> appends median RTT in microseconds
+# rr <setup> <client-ns> <server-ns> <server-ip> -> appends "P50_US P99_US" (busy-poll, bench_rr)
 rr() {
-  local name=$1 cns=$2 sns=$3 sip=$4 spid out
-  ip netns exec "$sns" sockperf server --tcp -i "$sip" -p 5302 >/dev/null 2>&1 &
-  spid=$!
-  sleep 0.5
-  # a zero poll timeout keeps the client spinning instead of sleeping: on a VM, blocking RTT
-  # mostly measures CPU wake-up
-  out=$(ip netns exec "$cns" sockperf ping-pong --tcp -i "$sip" -p 5302 -t "$DURATION" -m 64 --full-rtt --timeout 0 2>&1) || true
-  kill "$spid" 2>/dev/null || true
-  wait "$spid" 2>/dev/null || true
-  awk '/percentile 50.000/ {print $NF}' <<<"$out" >>"$RESULTS/$name.rr"
+  bench_rr "$2" "$3" "$4" 5302 "$DURATION" >>"$RESULTS/$1.rr"
 }
 
 echo "cross-node benchmark: $ROUNDS rounds x ${DURATION}s, $(nproc) CPUs, kernel $(uname -r)" >&2

@@ -71,6 +71,25 @@ bench_sockperf_percentile() {
   awk -v p="$2" '$0 ~ ("percentile " p " =") { print $NF; found = 1 } END { if (!found) print "nan" }' <<<"$1"
 }
 
+# bench_rr CLIENT_NS SERVER_NS SERVER_IP PORT SECONDS -> "P50_US P99_US": TCP request/response
+# round-trip time of 64-byte messages (sockperf ping-pong), client and server both busy-polling.
+# Both sockets are non-blocking (--nonblocked), so each side spins on recvfrom(); sockperf's
+# ping-pong on one socket reads with a plain recvfrom() whatever --timeout says, and a blocking one
+# puts both sides to sleep on every message: on this VM that measures two scheduler wake-ups
+# (~110 us on loopback) instead of the path (~11 us on loopback). Two spinning processes take two
+# CPUs: the kernel's network work runs in their system calls.
+bench_rr() {
+  local cns=$1 sns=$2 ip=$3 port=$4 secs=$5 pid out
+  ip netns exec "$sns" sockperf server --tcp --nonblocked -i "$ip" -p "$port" >/dev/null 2>&1 &
+  pid=$!
+  bench_wait_listen "$sns" "$port" || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; echo "nan nan"; return 0; }
+  out=$(ip netns exec "$cns" sockperf ping-pong --tcp --nonblocked -i "$ip" -p "$port" -t "$secs" -m 64 \
+    --full-rtt 2>&1) || true
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  echo "$(bench_sockperf_percentile "$out" 50.000) $(bench_sockperf_percentile "$out" 99.000)"
+}
+
 # bench_kill_netns_procs NETNS: SIGKILLs every process living in NETNS.
 bench_kill_netns_procs() {
   ip netns pids "$1" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true

@@ -9,7 +9,7 @@
 #
 # Prints, per setup: TCP throughput (iperf3, one stream; median, min-max, per-round ratio to
 # the bare pair), the CPU it cost (CPU-seconds per GB, /proc/stat deltas), TCP request/response
-# RTT (sockperf ping-pong, busy-polling client; median of per-round medians), and ADD/DEL
+# RTT (sockperf ping-pong, client and server busy-polling; median of per-round medians), and ADD/DEL
 # latency (median, p99) over --pods pods for Sluice vs ptp.
 #
 # Usage: sudo hack/bench/same-node.sh [--build-dir DIR] [--rounds N] [--duration S] [--pods N] [--mtu M]
@@ -164,19 +164,10 @@ tput() {
   echo "$(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }') $(bench_cpu_s_per_gb "$c0" "$c1" "$bytes")" >>"$RES/$s.tput"
 }
 
-# rr SETUP: one sockperf ping-pong run with a busy-polling client (epoll with a zero timeout:
-# on a VM a sleeping client mostly measures CPU wake-up); appends "P50_US P99_US" to $RES/SETUP.rr
+# rr SETUP: one busy-poll request/response run (bench_rr); appends "P50_US P99_US" to
+# $RES/SETUP.rr
 rr() {
-  local s=$1 pid out
-  ip netns exec "${SERVER[$s]}" sockperf server --tcp -i "${SERVER_IP[$s]}" -p 5302 >/dev/null 2>&1 &
-  pid=$!
-  SERVER_PIDS+=("$pid")
-  bench_wait_listen "${SERVER[$s]}" 5302
-  out=$(ip netns exec "${CLIENT[$s]}" sockperf ping-pong --tcp -i "${SERVER_IP[$s]}" -p 5302 -t "$DURATION" \
-    -m 64 --full-rtt --timeout 0 2>&1) || true
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  echo "$(bench_sockperf_percentile "$out" 50.000) $(bench_sockperf_percentile "$out" 99.000)" >>"$RES/$s.rr"
+  bench_rr "${CLIENT[$1]}" "${SERVER[$1]}" "${SERVER_IP[$1]}" 5302 "$DURATION" >>"$RES/$1.rr"
 }
 
 echo "same-node benchmark: $ROUNDS rounds x ${DURATION}s per test, MTU $MTU, $(nproc) CPUs, kernel $(uname -r)" >&2
