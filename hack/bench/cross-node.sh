@@ -34,7 +34,7 @@ while (($#)); do
     --build-dir) BUILD_DIR=$2; shift 2 ;;
     --native) NATIVE=1; shift ;;
     --baseline-build) BASELINE_BUILD=$2; shift 2 ;;
-    -h|--help) sed -n '3,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done

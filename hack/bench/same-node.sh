@@ -9,8 +9,8 @@
 #
 # Prints, per setup: TCP throughput (iperf3, one stream; median, min-max, per-round ratio to
 # the bare pair), the CPU it cost (CPU-seconds per GB, /proc/stat deltas), TCP request/response
-# RTT (sockperf ping-pong, client and server busy-polling; median of per-round medians), and ADD/DEL
-# latency (median, p99) over --pods pods for Sluice vs ptp.
+# RTT (sockperf ping-pong, client and server busy-polling, in slices taken in turn; median of
+# per-round medians), and ADD/DEL latency (median, p99) over --pods pods for Sluice vs ptp.
 #
 # Usage: sudo hack/bench/same-node.sh [--build-dir DIR] [--rounds N] [--duration S] [--pods N] [--mtu M]
 # (--rounds 0 measures ADD/DEL latency only)
@@ -33,7 +33,7 @@ while (($#)); do
     --duration) DURATION=$2; shift 2 ;;
     --pods) PODS=$2; shift 2 ;;
     --mtu) MTU=$2; shift 2 ;;
-    -h|--help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; exit 0 ;;
     *) echo "same-node: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -164,10 +164,26 @@ tput() {
   echo "$(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }') $(bench_cpu_s_per_gb "$c0" "$c1" "$bytes")" >>"$RES/$s.tput"
 }
 
-# rr SETUP: one busy-poll request/response run (bench_rr); appends "P50_US P99_US" to
-# $RES/SETUP.rr
-rr() {
-  bench_rr "${CLIENT[$1]}" "${SERVER[$1]}" "${SERVER_IP[$1]}" 5302 "$DURATION" >>"$RES/$1.rr"
+# rr_round: busy-poll request/response (bench_rr) for every setup, in RR_SLICES slices of
+# DURATION/RR_SLICES seconds taken in turn across the setups; appends each setup's median
+# "P50_US P99_US" over its slices to $RES/SETUP.rr. Busy-poll RTTs here are 10-20 us and drift by
+# +-20 % within seconds (vCPU scheduling on the host), about ten times what the datapath adds:
+# slices in turn put that drift on every setup alike, where one long run each would hand it to
+# whichever setup ran at the time.
+RR_SLICES=5
+rr_round() {
+  local s i secs=$((DURATION / RR_SLICES))
+  ((secs >= 1)) || secs=1
+  for ((i = 0; i < RR_SLICES; i++)); do
+    for s in "${SETUPS[@]}"; do
+      bench_rr "${CLIENT[$s]}" "${SERVER[$s]}" "${SERVER_IP[$s]}" 5302 "$secs" >>"$RES/$s.rr-slices"
+    done
+  done
+  for s in "${SETUPS[@]}"; do
+    echo "$(awk '{ print $1 }' "$RES/$s.rr-slices" | bench_median) $(awk '{ print $2 }' "$RES/$s.rr-slices" | bench_median)" \
+      >>"$RES/$s.rr"
+    rm -f "$RES/$s.rr-slices"
+  done
 }
 
 echo "same-node benchmark: $ROUNDS rounds x ${DURATION}s per test, MTU $MTU, $(nproc) CPUs, kernel $(uname -r)" >&2
@@ -175,8 +191,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r/$ROUNDS" >&2
   for s in "${SETUPS[@]}"; do
     tput "$s"
-    rr "$s"
   done
+  rr_round
 done
 
 # ---- ADD/DEL latency: Sluice vs ptp, interleaved pod by pod ----
@@ -200,19 +216,24 @@ ms() { awk -v u="$1" 'BEGIN { if (u == "nan") print "nan"; else printf "%.2f", u
 if ((ROUNDS > 0)); then  # --rounds 0: ADD/DEL latency only
   echo
   printf '%-24s %-22s %-34s %-9s %-22s %-10s %s\n' "setup" "TCP Gbit/s med (min-max)" "per-round ratio to bare" "ratio" \
-    "RR RTT us med (min-max)" "RTT p99" "RTT ratio"
-  for s in "${SETUPS[@]}"; do
-    ratios=""
+    "RR RTT us med (min-max)" "RTT p99" "RTT ratio [per round]"
+  # round_ratios KIND SETUP: the setup's first column over the bare pair's, round by round
+  round_ratios() {
+    local r out=""
     for ((r = 1; r <= ROUNDS; r++)); do
-      ratios+="$(bench_ratio "$(sed -n "${r}p" "$RES/$s.tput" | cut -d' ' -f1)" "$(sed -n "${r}p" "$RES/bare.tput" | cut -d' ' -f1)") "
+      out+="$(bench_ratio "$(sed -n "${r}p" "$RES/$2.$1" | cut -d' ' -f1)" "$(sed -n "${r}p" "$RES/bare.$1" | cut -d' ' -f1)") "
     done
+    echo "${out% }"
+  }
+  for s in "${SETUPS[@]}"; do
+    ratios=$(round_ratios tput "$s")
     tmed=$(col "$RES/$s.tput" 1 | bench_median)
     bmed=$(col "$RES/bare.tput" 1 | bench_median)
     rmed=$(col "$RES/$s.rr" 1 | bench_median)
     brmed=$(col "$RES/bare.rr" 1 | bench_median)
     printf '%-24s %-22s %-34s %-9s %-22s %-10s %s\n' "${LABEL[$s]}" "$(bench_fmt_range "$RES/$s.tput" 1)" "$ratios" \
       "$(bench_ratio "$tmed" "$bmed")" "$(bench_fmt_range "$RES/$s.rr" 1)" "$(col "$RES/$s.rr" 2 | bench_median)" \
-      "$(bench_ratio "$rmed" "$brmed")"
+      "$(bench_ratio "$rmed" "$brmed") [$(round_ratios rr "$s")]"
   done
   echo
   printf '%-24s %s\n' "setup" "CPU-seconds per GB, med (min-max) [per round]"
