@@ -8,7 +8,8 @@
 #
 # Prints, per setup: TCP throughput single-stream and 4 streams (iperf3; median, min-max),
 # CPU-seconds per GB transferred (from /proc/stat), TCP request/response latency (sockperf
-# ping-pong, client and server busy-polling), and the ratios to the underlay.
+# ping-pong, client and server busy-polling, in slices taken in turn), and the ratios to the
+# underlay.
 #
 # With --native, a second Sluice cluster in native routing mode (no encapsulation,
 # bpf_redirect_neigh over the L2-adjacent underlay) joins as one more setup. With
@@ -64,28 +65,22 @@ trap cleanup EXIT
 # ---- Sluice: the simulated cluster, 2 nodes with one pod each ----
 bash "$REPO/hack/cluster.sh" up --nodes 2 --pods-per-node 1 >/dev/null
 pod_ip() { awk -F'\t' -v n="$1" '$1 == n {print $4}' "/run/sluice-cluster/${2:-$SLUICE_CLUSTER_PREFIX}/pods.tsv"; }
-SL_CLIENT=$SLUICE_CLUSTER_PREFIX-n1-p1
-SL_SERVER=$SLUICE_CLUSTER_PREFIX-n2-p1
-SL_SERVER_IP=$(pod_ip pod-2-1)
-UL_CLIENT=$SLUICE_CLUSTER_PREFIX-n1
-UL_SERVER=$SLUICE_CLUSTER_PREFIX-n2
-UL_SERVER_IP=198.18.0.2
+# setup -> client netns, server netns, server address
+declare -A CLIENT SERVER SERVER_IP
+# add_setup NAME CLIENT_NS SERVER_NS SERVER_IP
+add_setup() { CLIENT[$1]=$2; SERVER[$1]=$3; SERVER_IP[$1]=$4; }
+add_setup sluice "$SLUICE_CLUSTER_PREFIX-n1-p1" "$SLUICE_CLUSTER_PREFIX-n2-p1" "$(pod_ip pod-2-1)"
+add_setup underlay "$SLUICE_CLUSTER_PREFIX-n1" "$SLUICE_CLUSTER_PREFIX-n2" 198.18.0.2
 SETUPS=(underlay sluice flannel)
 if ((NATIVE)); then
   SLUICE_CLUSTER_PREFIX=$NATIVE_PREFIX bash "$REPO/hack/cluster.sh" up --mode native --nodes 2 --pods-per-node 1 >/dev/null
-  NA_CLIENT=$NATIVE_PREFIX-n1-p1
-  NA_SERVER=$NATIVE_PREFIX-n2-p1
-  NA_SERVER_IP=$(pod_ip pod-2-1 "$NATIVE_PREFIX")
-  ip netns exec "$NA_CLIENT" ping -c 1 -W 2 -q "$NA_SERVER_IP" >/dev/null || { echo "native-routing cluster does not forward" >&2; exit 1; }
+  add_setup native "$NATIVE_PREFIX-n1-p1" "$NATIVE_PREFIX-n2-p1" "$(pod_ip pod-2-1 "$NATIVE_PREFIX")"
   SETUPS+=(native)
 fi
 if [[ -n $BASELINE_BUILD ]]; then
   SLUICE_BUILD_DIR=$BASELINE_BUILD SLUICE_CLUSTER_PREFIX=$BASELINE_PREFIX \
     bash "$REPO/hack/cluster.sh" up --nodes 2 --pods-per-node 1 >/dev/null
-  BL_CLIENT=$BASELINE_PREFIX-n1-p1
-  BL_SERVER=$BASELINE_PREFIX-n2-p1
-  BL_SERVER_IP=$(pod_ip pod-2-1 "$BASELINE_PREFIX")
-  ip netns exec "$BL_CLIENT" ping -c 1 -W 2 -q "$BL_SERVER_IP" >/dev/null || { echo "baseline cluster does not forward" >&2; exit 1; }
+  add_setup baseline "$BASELINE_PREFIX-n1-p1" "$BASELINE_PREFIX-n2-p1" "$(pod_ip pod-2-1 "$BASELINE_PREFIX")"
   SETUPS+=(baseline)
 fi
 
@@ -125,12 +120,12 @@ for i in 1 2; do
   ip -n "$ns" neigh add "10.245.$k.0" lladdr "02:f1:00:00:00:0$k" dev flannel.1 nud permanent
   ip netns exec "$ns" bridge fdb append "02:f1:00:00:00:0$k" dev flannel.1 dst "198.19.0.$k"
 done
-FL_CLIENT=$FL-n1-p1
-FL_SERVER=$FL-n2-p1
-FL_SERVER_IP=10.245.2.2
+add_setup flannel "$FL-n1-p1" "$FL-n2-p1" 10.245.2.2
 
-ip netns exec "$FL_CLIENT" ping -c 1 -W 2 -q "$FL_SERVER_IP" >/dev/null || { echo "flannel-style setup does not forward" >&2; exit 1; }
-ip netns exec "$SL_CLIENT" ping -c 1 -W 2 -q "$SL_SERVER_IP" >/dev/null || { echo "sluice cluster does not forward" >&2; exit 1; }
+for setup in "${SETUPS[@]}"; do
+  ip netns exec "${CLIENT[$setup]}" ping -c 1 -W 2 -q "${SERVER_IP[$setup]}" >/dev/null ||
+    { echo "cross-node: $setup: client cannot reach ${SERVER_IP[$setup]}" >&2; exit 1; }
+done
 
 # tput <setup> <client-ns> <server-ns> <server-ip> <streams> -> appends "gbit cpu_s_per_gb"
 tput() {
@@ -145,26 +140,15 @@ tput() {
     >>"$RESULTS/$name.tput$streams"
 }
 
-# rr <setup> <client-ns> <server-ns> <server-ip> -> appends "P50_US P99_US" (busy-poll, bench_rr)
-rr() {
-  bench_rr "$2" "$3" "$4" 5302 "$DURATION" >>"$RESULTS/$1.rr"
-}
 
 echo "cross-node benchmark: $ROUNDS rounds x ${DURATION}s, $(nproc) CPUs, kernel $(uname -r)" >&2
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r/$ROUNDS" >&2
   for setup in "${SETUPS[@]}"; do
-    case $setup in
-      underlay) args=("$UL_CLIENT" "$UL_SERVER" "$UL_SERVER_IP") ;;
-      sluice) args=("$SL_CLIENT" "$SL_SERVER" "$SL_SERVER_IP") ;;
-      flannel) args=("$FL_CLIENT" "$FL_SERVER" "$FL_SERVER_IP") ;;
-      native) args=("$NA_CLIENT" "$NA_SERVER" "$NA_SERVER_IP") ;;
-      baseline) args=("$BL_CLIENT" "$BL_SERVER" "$BL_SERVER_IP") ;;
-    esac
-    tput "$setup" "${args[@]}" 1
-    tput "$setup" "${args[@]}" 4
-    rr "$setup" "${args[@]}"
+    tput "$setup" "${CLIENT[$setup]}" "${SERVER[$setup]}" "${SERVER_IP[$setup]}" 1
+    tput "$setup" "${CLIENT[$setup]}" "${SERVER[$setup]}" "${SERVER_IP[$setup]}" 4
   done
+  bench_rr_round "$RESULTS" 5302 "$DURATION" CLIENT SERVER SERVER_IP "${SETUPS[@]}"
 done
 
 python3 - "$RESULTS" <<'PY'

@@ -90,6 +90,31 @@ bench_rr() {
   echo "$(bench_sockperf_percentile "$out" 50.000) $(bench_sockperf_percentile "$out" 99.000)"
 }
 
+# bench_rr_round OUTDIR PORT SECONDS CLIENTS SERVERS IPS SETUP...: busy-poll RR (bench_rr) for
+# every SETUP in five slices of SECONDS/5 taken in turn across the setups; appends each setup's
+# median "P50_US P99_US" over its slices to OUTDIR/SETUP.rr. CLIENTS, SERVERS and IPS name
+# associative arrays from setup to client netns, server netns and server address. Busy-poll
+# RTTs here are 10-30 us and drift by +-20 % from one run of a few seconds to the next (vCPU
+# scheduling on the host; pinning client and server changes nothing), far more than a datapath
+# adds: slices in turn put that drift on every setup alike, where one long run each would hand
+# it to whichever setup ran at the time.
+bench_rr_round() {
+  local out=$1 port=$2 secs=$(($3 / 5)) s i
+  local -n rr_clients=$4 rr_servers=$5 rr_ips=$6
+  shift 6
+  ((secs >= 1)) || secs=1
+  for ((i = 0; i < 5; i++)); do
+    for s in "$@"; do
+      bench_rr "${rr_clients[$s]}" "${rr_servers[$s]}" "${rr_ips[$s]}" "$port" "$secs" >>"$out/$s.rr-slices"
+    done
+  done
+  for s in "$@"; do
+    echo "$(awk '{ print $1 }' "$out/$s.rr-slices" | bench_median) $(awk '{ print $2 }' "$out/$s.rr-slices" | bench_median)" \
+      >>"$out/$s.rr"
+    rm -f "$out/$s.rr-slices"
+  done
+}
+
 # bench_kill_netns_procs NETNS: SIGKILLs every process living in NETNS.
 bench_kill_netns_procs() {
   ip netns pids "$1" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true

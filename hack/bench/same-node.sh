@@ -164,27 +164,6 @@ tput() {
   echo "$(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }') $(bench_cpu_s_per_gb "$c0" "$c1" "$bytes")" >>"$RES/$s.tput"
 }
 
-# rr_round: busy-poll request/response (bench_rr) for every setup, in RR_SLICES slices of
-# DURATION/RR_SLICES seconds taken in turn across the setups; appends each setup's median
-# "P50_US P99_US" over its slices to $RES/SETUP.rr. Busy-poll RTTs here are 10-20 us and drift by
-# +-20 % within seconds (vCPU scheduling on the host), about ten times what the datapath adds:
-# slices in turn put that drift on every setup alike, where one long run each would hand it to
-# whichever setup ran at the time.
-RR_SLICES=5
-rr_round() {
-  local s i secs=$((DURATION / RR_SLICES))
-  ((secs >= 1)) || secs=1
-  for ((i = 0; i < RR_SLICES; i++)); do
-    for s in "${SETUPS[@]}"; do
-      bench_rr "${CLIENT[$s]}" "${SERVER[$s]}" "${SERVER_IP[$s]}" 5302 "$secs" >>"$RES/$s.rr-slices"
-    done
-  done
-  for s in "${SETUPS[@]}"; do
-    echo "$(awk '{ print $1 }' "$RES/$s.rr-slices" | bench_median) $(awk '{ print $2 }' "$RES/$s.rr-slices" | bench_median)" \
-      >>"$RES/$s.rr"
-    rm -f "$RES/$s.rr-slices"
-  done
-}
 
 echo "same-node benchmark: $ROUNDS rounds x ${DURATION}s per test, MTU $MTU, $(nproc) CPUs, kernel $(uname -r)" >&2
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -192,7 +171,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   for s in "${SETUPS[@]}"; do
     tput "$s"
   done
-  rr_round
+  bench_rr_round "$RES" 5302 "$DURATION" CLIENT SERVER SERVER_IP "${SETUPS[@]}"
 done
 
 # ---- ADD/DEL latency: Sluice vs ptp, interleaved pod by pod ----
