@@ -178,9 +178,13 @@ print("ratios (medians):")
 def med(k, kind, i=0):
     v = col(k, kind, i)
     return statistics.median(v) if v else float("nan")
+def rounds(k, kind):  # the setup's first column over the underlay's, round by round
+    return " ".join(f"{a / b:.2f}" for a, b in zip(col(k, kind), col("underlay", kind)) if b)
 for key, label in setups[1:]:
     print(f"  {label:30} throughput 1 stream {med(key,'tput1')/med('underlay','tput1'):.2f}x underlay, "
           f"4 streams {med(key,'tput4')/med('underlay','tput4'):.2f}x, RTT {med(key,'rr')/med('underlay','rr'):.2f}x")
+    print(f"  {'':30} per round: 1 stream [{rounds(key, 'tput1')}], 4 streams [{rounds(key, 'tput4')}], "
+          f"RTT [{rounds(key, 'rr')}]")
 print(f"  Sluice / kernel VXLAN: throughput 1 stream {med('sluice','tput1')/med('flannel','tput1'):.2f}x, "
       f"4 streams {med('sluice','tput4')/med('flannel','tput4'):.2f}x, "
       f"CPU/GB {med('sluice','tput1',1)/med('flannel','tput1',1):.2f}x, RTT {med('sluice','rr')/med('flannel','rr'):.2f}x")
