@@ -127,26 +127,17 @@ for setup in "${SETUPS[@]}"; do
     { echo "cross-node: $setup: client cannot reach ${SERVER_IP[$setup]}" >&2; exit 1; }
 done
 
-# tput <setup> <client-ns> <server-ns> <server-ip> <streams> -> appends "gbit cpu_s_per_gb"
+# tput <setup> <streams> -> appends "gbit cpu_s_per_gb" (bench_tput)
 tput() {
-  local name=$1 cns=$2 sns=$3 sip=$4 streams=$5 out c0 c1 sum
-  ip netns exec "$sns" iperf3 -s -1 -D -p 5301 -I "$RESULTS/iperf.pid" >/dev/null 2>&1
-  bench_wait_listen "$sns" 5301
-  c0=$(bench_cpu_ticks)
-  out=$(ip netns exec "$cns" iperf3 -c "$sip" -p 5301 -t "$DURATION" -P "$streams" -J 2>/dev/null) || { echo "iperf3 failed for $name" >&2; return 1; }
-  c1=$(bench_cpu_ticks)
-  sum=$(bench_iperf3_summary "$out")
-  echo "$(awk -v b="${sum% *}" 'BEGIN { printf "%.3f", b / 1e9 }') $(bench_cpu_s_per_gb "$c0" "$c1" "${sum#* }")" \
-    >>"$RESULTS/$name.tput$streams"
+  bench_tput "${CLIENT[$1]}" "${SERVER[$1]}" "${SERVER_IP[$1]}" 5301 "$DURATION" "$2" >>"$RESULTS/$1.tput$2"
 }
-
 
 echo "cross-node benchmark: $ROUNDS rounds x ${DURATION}s, $(nproc) CPUs, kernel $(uname -r)" >&2
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r/$ROUNDS" >&2
   for setup in "${SETUPS[@]}"; do
-    tput "$setup" "${CLIENT[$setup]}" "${SERVER[$setup]}" "${SERVER_IP[$setup]}" 1
-    tput "$setup" "${CLIENT[$setup]}" "${SERVER[$setup]}" "${SERVER_IP[$setup]}" 4
+    tput "$setup" 1
+    tput "$setup" 4
   done
   bench_rr_round "$RESULTS" 5302 "$DURATION" CLIENT SERVER SERVER_IP "${SETUPS[@]}"
 done

@@ -71,6 +71,23 @@ bench_sockperf_percentile() {
   awk -v p="$2" '$0 ~ ("percentile " p " =") { print $NF; found = 1 } END { if (!found) print "nan" }' <<<"$1"
 }
 
+# bench_tput CLIENT_NS SERVER_NS SERVER_IP PORT SECONDS STREAMS -> "GBIT CPU_S_PER_GB": one
+# iperf3 run (STREAMS parallel TCP streams) against a one-shot server; the machine's busy CPU
+# time over the run per GB received. Fails, saying so, when the client fails.
+bench_tput() {
+  local cns=$1 sns=$2 ip=$3 port=$4 secs=$5 streams=$6 pid out c0 c1 sum
+  ip netns exec "$sns" iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
+  pid=$!
+  bench_wait_listen "$sns" "$port" || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 1; }
+  c0=$(bench_cpu_ticks)
+  out=$(ip netns exec "$cns" iperf3 -c "$ip" -p "$port" -t "$secs" -P "$streams" -J 2>/dev/null) ||
+    { echo "bench: iperf3 from $cns to $ip failed" >&2; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 1; }
+  c1=$(bench_cpu_ticks)
+  wait "$pid" 2>/dev/null || true
+  sum=$(bench_iperf3_summary "$out")
+  echo "$(awk -v b="${sum% *}" 'BEGIN { printf "%.3f", b / 1e9 }') $(bench_cpu_s_per_gb "$c0" "$c1" "${sum#* }")"
+}
+
 # bench_rr CLIENT_NS SERVER_NS SERVER_IP PORT SECONDS -> "P50_US P99_US": TCP request/response
 # round-trip time of 64-byte messages (sockperf ping-pong), client and server both busy-polling.
 # Both sockets are non-blocking (--nonblocked), so each side spins on recvfrom(); sockperf's

@@ -52,12 +52,10 @@ WORK=$(mktemp -d /tmp/sluice-bench-XXXXXX)
 BPF=$WORK/bpf
 RES=$WORK/results
 mkdir -p "$BPF" "$RES" "$WORK/sluice-state" "$WORK/host-local"
-SERVER_PIDS=()
 
 cleanup() {
   set +e
-  local pid ns
-  for pid in "${SERVER_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
+  local ns
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do
     bench_kill_netns_procs "$ns"
     ip netns del "$ns" 2>/dev/null
@@ -147,23 +145,10 @@ for s in "${SETUPS[@]}"; do
     { echo "same-node: ${LABEL[$s]}: client cannot reach ${SERVER_IP[$s]}" >&2; exit 1; }
 done
 
-# tput SETUP: one iperf3 run; appends "GBIT CPU_S_PER_GB" to $RES/SETUP.tput
+# tput SETUP: one iperf3 run (bench_tput); appends "GBIT CPU_S_PER_GB" to $RES/SETUP.tput
 tput() {
-  local s=$1 out c0 c1 sum bps bytes
-  ip netns exec "${SERVER[$s]}" iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
-  SERVER_PIDS+=($!)
-  bench_wait_listen "${SERVER[$s]}" 5201
-  c0=$(bench_cpu_ticks)
-  out=$(ip netns exec "${CLIENT[$s]}" iperf3 -c "${SERVER_IP[$s]}" -p 5201 -t "$DURATION" -J) ||
-    { echo "same-node: iperf3 failed for $s" >&2; return 1; }
-  c1=$(bench_cpu_ticks)
-  wait "${SERVER_PIDS[-1]}" 2>/dev/null || true
-  sum=$(bench_iperf3_summary "$out")
-  bps=${sum% *}
-  bytes=${sum#* }
-  echo "$(awk -v b="$bps" 'BEGIN { printf "%.3f", b / 1e9 }') $(bench_cpu_s_per_gb "$c0" "$c1" "$bytes")" >>"$RES/$s.tput"
+  bench_tput "${CLIENT[$1]}" "${SERVER[$1]}" "${SERVER_IP[$1]}" 5201 "$DURATION" 1 >>"$RES/$1.tput"
 }
-
 
 echo "same-node benchmark: $ROUNDS rounds x ${DURATION}s per test, MTU $MTU, $(nproc) CPUs, kernel $(uname -r)" >&2
 for ((r = 1; r <= ROUNDS; r++)); do
