@@ -9,7 +9,8 @@
 # Prints, per setup: TCP throughput single-stream and 4 streams (iperf3; median, min-max),
 # CPU-seconds per GB transferred (from /proc/stat), TCP request/response latency (sockperf
 # ping-pong, client and server busy-polling, in slices taken in turn), and the ratios to the
-# underlay.
+# underlay, also as paired ratios (the median over slices of the ratio to the other setup's
+# slice of the same turn, bench_paired_ratio in lib.sh; with --tput-slices for throughput too).
 #
 # With --native, a second Sluice cluster in native routing mode (no encapsulation,
 # bpf_redirect_neigh over the L2-adjacent underlay) joins as one more setup. With
@@ -17,7 +18,8 @@
 # as "baseline": before/after a change, measured in the same interleaved rounds.
 #
 # Usage: sudo hack/bench/cross-node.sh [--rounds N] [--duration S] [--build-dir DIR] [--native]
-#                                      [--baseline-build DIR]
+#                                      [--baseline-build DIR] [--rr-slices N (per round, default 5)]
+#                                      [--tput-slices N (per round, default 1)]
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -34,6 +36,8 @@ while (($#)); do
     --duration) DURATION=$2; shift 2 ;;
     --build-dir) BUILD_DIR=$2; shift 2 ;;
     --native) NATIVE=1; shift ;;
+    --rr-slices) export BENCH_RR_SLICES=$2; shift 2 ;;
+    --tput-slices) export BENCH_TPUT_SLICES=$2; shift 2 ;;
     --baseline-build) BASELINE_BUILD=$2; shift 2 ;;
     -h|--help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
@@ -68,6 +72,7 @@ pod_ip() { awk -F'\t' -v n="$1" '$1 == n {print $4}' "/run/sluice-cluster/${2:-$
 # setup -> client netns, server netns, server address
 declare -A CLIENT SERVER SERVER_IP
 # add_setup NAME CLIENT_NS SERVER_NS SERVER_IP
+# shellcheck disable=SC2034 # SERVER is read through bench_round's namerefs (lib.sh)
 add_setup() { CLIENT[$1]=$2; SERVER[$1]=$3; SERVER_IP[$1]=$4; }
 add_setup sluice "$SLUICE_CLUSTER_PREFIX-n1-p1" "$SLUICE_CLUSTER_PREFIX-n2-p1" "$(pod_ip pod-2-1)"
 add_setup underlay "$SLUICE_CLUSTER_PREFIX-n1" "$SLUICE_CLUSTER_PREFIX-n2" 198.18.0.2
@@ -127,18 +132,11 @@ for setup in "${SETUPS[@]}"; do
     { echo "cross-node: $setup: client cannot reach ${SERVER_IP[$setup]}" >&2; exit 1; }
 done
 
-# tput <setup> <streams> -> appends "gbit cpu_s_per_gb" (bench_tput)
-tput() {
-  bench_tput "${CLIENT[$1]}" "${SERVER[$1]}" "${SERVER_IP[$1]}" 5301 "$DURATION" "$2" >>"$RESULTS/$1.tput$2"
-}
-
 echo "cross-node benchmark: $ROUNDS rounds x ${DURATION}s, $(nproc) CPUs, kernel $(uname -r)" >&2
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r/$ROUNDS" >&2
-  for setup in "${SETUPS[@]}"; do
-    tput "$setup" 1
-    tput "$setup" 4
-  done
+  bench_tput_round "$RESULTS" tput1 5301 "$DURATION" 1 CLIENT SERVER SERVER_IP "${SETUPS[@]}"
+  bench_tput_round "$RESULTS" tput4 5301 "$DURATION" 4 CLIENT SERVER SERVER_IP "${SETUPS[@]}"
   bench_rr_round "$RESULTS" 5302 "$DURATION" CLIENT SERVER SERVER_IP "${SETUPS[@]}"
 done
 
@@ -169,20 +167,29 @@ print("ratios (medians):")
 def med(k, kind, i=0):
     v = col(k, kind, i)
     return statistics.median(v) if v else float("nan")
+def paired(k, base, kind="rr"):  # median over slices of k's first number over base's, turn by turn
+    a, b = col(k, kind + "-slices"), col(base, kind + "-slices")
+    r = [x / y for x, y in zip(a, b) if y == y and x == x and y > 0]
+    return statistics.median(r) if r else float("nan")
 def rounds(k, kind):  # the setup's first column over the underlay's, round by round
     return " ".join(f"{a / b:.2f}" for a, b in zip(col(k, kind), col("underlay", kind)) if b)
 for key, label in setups[1:]:
     print(f"  {label:30} throughput 1 stream {med(key,'tput1')/med('underlay','tput1'):.2f}x underlay, "
-          f"4 streams {med(key,'tput4')/med('underlay','tput4'):.2f}x, RTT {med(key,'rr')/med('underlay','rr'):.2f}x")
+          f"4 streams {med(key,'tput4')/med('underlay','tput4'):.2f}x, RTT {med(key,'rr')/med('underlay','rr'):.2f}x "
+          f"(paired slices {paired(key, 'underlay'):.2f}x)")
+    print(f"  {'':30} paired slices: 1 stream {paired(key, 'underlay', 'tput1'):.2f}x, "
+          f"4 streams {paired(key, 'underlay', 'tput4'):.2f}x")
     print(f"  {'':30} per round: 1 stream [{rounds(key, 'tput1')}], 4 streams [{rounds(key, 'tput4')}], "
           f"RTT [{rounds(key, 'rr')}]")
 print(f"  Sluice / kernel VXLAN: throughput 1 stream {med('sluice','tput1')/med('flannel','tput1'):.2f}x, "
       f"4 streams {med('sluice','tput4')/med('flannel','tput4'):.2f}x, "
-      f"CPU/GB {med('sluice','tput1',1)/med('flannel','tput1',1):.2f}x, RTT {med('sluice','rr')/med('flannel','rr'):.2f}x")
+      f"CPU/GB {med('sluice','tput1',1)/med('flannel','tput1',1):.2f}x, RTT {med('sluice','rr')/med('flannel','rr'):.2f}x "
+      f"(paired slices {paired('sluice', 'flannel'):.2f}x)")
 print(f"  Sluice / kernel VXLAN, 4 streams CPU/GB {med('sluice','tput4',1)/med('flannel','tput4',1):.2f}x")
 if os.path.exists(os.path.join(d, "baseline.tput1")):
     print(f"  Sluice / baseline build: throughput 1 stream {med('sluice','tput1')/med('baseline','tput1'):.2f}x, "
           f"4 streams {med('sluice','tput4')/med('baseline','tput4'):.2f}x, "
           f"CPU/GB 1 stream {med('sluice','tput1',1)/med('baseline','tput1',1):.2f}x, "
-          f"4 streams {med('sluice','tput4',1)/med('baseline','tput4',1):.2f}x, RTT {med('sluice','rr')/med('baseline','rr'):.2f}x")
+          f"4 streams {med('sluice','tput4',1)/med('baseline','tput4',1):.2f}x, RTT {med('sluice','rr')/med('baseline','rr'):.2f}x "
+          f"(paired slices {paired('sluice', 'baseline'):.2f}x)")
 PY

@@ -107,29 +107,64 @@ bench_rr() {
   echo "$(bench_sockperf_percentile "$out" 50.000) $(bench_sockperf_percentile "$out" 99.000)"
 }
 
-# bench_rr_round OUTDIR PORT SECONDS CLIENTS SERVERS IPS SETUP...: busy-poll RR (bench_rr) for
-# every SETUP in five slices of SECONDS/5 taken in turn across the setups; appends each setup's
-# median "P50_US P99_US" over its slices to OUTDIR/SETUP.rr. CLIENTS, SERVERS and IPS name
-# associative arrays from setup to client netns, server netns and server address. Busy-poll
-# RTTs here are 10-30 us and drift by +-20 % from one run of a few seconds to the next (vCPU
-# scheduling on the host; pinning client and server changes nothing), far more than a datapath
-# adds: slices in turn put that drift on every setup alike, where one long run each would hand
-# it to whichever setup ran at the time.
-bench_rr_round() {
-  local out=$1 port=$2 secs=$(($3 / 5)) s i
-  local -n rr_clients=$4 rr_servers=$5 rr_ips=$6
+# bench_round OUTDIR KIND SLICES CLIENTS SERVERS IPS SETUP... -- COMMAND...: one round of a
+# measurement taken in SLICES slices, in turn across the setups: for each slice and SETUP, runs
+# COMMAND CLIENT_NS SERVER_NS SERVER_IP (a bench_tput or bench_rr call, less its first three
+# arguments), which prints one line of numbers. Appends each setup's per-column median over the
+# round's slices to OUTDIR/SETUP.KIND, and every slice, in order, to OUTDIR/SETUP.KIND-slices:
+# line K of every setup's file is the same turn (bench_paired_ratio). CLIENTS, SERVERS and IPS
+# name associative arrays from setup to client netns, server netns and server address.
+# Throughput and busy-poll RTT here drift by +-15-20 % from one run of a few seconds to the next
+# (vCPU scheduling on the host; pinning changes nothing), more than a datapath adds: slices in
+# turn put that drift on every setup alike, where one long run each would hand it to whichever
+# setup ran at the time.
+bench_round() {
+  local out=$1 kind=$2 slices=$3 s i
+  local -n b_clients=$4 b_servers=$5 b_ips=$6
   shift 6
-  ((secs >= 1)) || secs=1
-  for ((i = 0; i < 5; i++)); do
-    for s in "$@"; do
-      bench_rr "${rr_clients[$s]}" "${rr_servers[$s]}" "${rr_ips[$s]}" "$port" "$secs" >>"$out/$s.rr-slices"
+  local setups=()
+  while (($#)) && [[ $1 != -- ]]; do setups+=("$1"); shift; done
+  shift
+  for ((i = 0; i < slices; i++)); do
+    for s in "${setups[@]}"; do
+      "$1" "${b_clients[$s]}" "${b_servers[$s]}" "${b_ips[$s]}" "${@:2}" >>"$out/$s.$kind-round" || return 1
     done
   done
-  for s in "$@"; do
-    echo "$(awk '{ print $1 }' "$out/$s.rr-slices" | bench_median) $(awk '{ print $2 }' "$out/$s.rr-slices" | bench_median)" \
-      >>"$out/$s.rr"
-    rm -f "$out/$s.rr-slices"
+  local f ncol c
+  for s in "${setups[@]}"; do
+    f=$out/$s.$kind-round
+    ncol=$(awk 'NF > n { n = NF } END { print n + 0 }' "$f")
+    for ((c = 1; c <= ncol; c++)); do awk -v c="$c" '{ print $c }' "$f" | bench_median; done | paste -sd' ' >>"$out/$s.$kind"
+    cat "$f" >>"$out/$s.$kind-slices"
+    rm -f "$f"
   done
+}
+
+# bench_rr_round OUTDIR PORT SECONDS CLIENTS SERVERS IPS SETUP...: busy-poll RR (bench_rr) in
+# BENCH_RR_SLICES (default 5) slices of SECONDS/slices (bench_round, KIND "rr").
+bench_rr_round() {
+  local out=$1 port=$2 slices=${BENCH_RR_SLICES:-5} secs
+  secs=$(($3 / slices))
+  ((secs >= 1)) || secs=1
+  bench_round "$out" rr "$slices" "$4" "$5" "$6" "${@:7}" -- bench_rr "$port" "$secs"
+}
+
+# bench_tput_round OUTDIR KIND PORT SECONDS STREAMS CLIENTS SERVERS IPS SETUP...: throughput
+# (bench_tput) in BENCH_TPUT_SLICES (default 1) slices of SECONDS/slices (bench_round).
+bench_tput_round() {
+  local out=$1 kind=$2 port=$3 slices=${BENCH_TPUT_SLICES:-1} secs streams=$5
+  secs=$(($4 / slices))
+  ((secs >= 1)) || secs=1
+  bench_round "$out" "$kind" "$slices" "$6" "$7" "$8" "${@:9}" -- bench_tput "$port" "$secs" "$streams"
+}
+
+# bench_paired_ratio OUTDIR SETUP BASE [KIND] -> the median over all slices of KIND (default rr)
+# of SETUP's first number over BASE's in the same turn (bench_round), with two decimals.
+# Pairing slices taken seconds apart cancels most of the drift that a ratio of medians keeps.
+bench_paired_ratio() {
+  paste -d' ' "$1/$2.${4:-rr}-slices" "$1/$3.${4:-rr}-slices" |
+    awk '{ n = NF / 2; a = $1; b = $(n + 1) } a != "nan" && b != "nan" && b > 0 { print a / b }' | bench_median |
+    awk '$1 == "nan" { print; next } { printf "%.2f\n", $1 }'
 }
 
 # bench_kill_netns_procs NETNS: SIGKILLs every process living in NETNS.

@@ -10,9 +10,11 @@
 # Prints, per setup: TCP throughput (iperf3, one stream; median, min-max, per-round ratio to
 # the bare pair), the CPU it cost (CPU-seconds per GB, /proc/stat deltas), TCP request/response
 # RTT (sockperf ping-pong, client and server busy-polling, in slices taken in turn; median of
-# per-round medians), and ADD/DEL latency (median, p99) over --pods pods for Sluice vs ptp.
+# per-round medians, per-round ratios, and the paired ratio: the median over all slices of the
+# ratio to the bare pair's slice of the same turn), and ADD/DEL latency (median, p99) over --pods pods for Sluice vs ptp.
 #
 # Usage: sudo hack/bench/same-node.sh [--build-dir DIR] [--rounds N] [--duration S] [--pods N] [--mtu M]
+#                                     [--rr-slices N (per round, default 5)]
 # (--rounds 0 measures ADD/DEL latency only)
 set -euo pipefail
 
@@ -33,12 +35,13 @@ while (($#)); do
     --duration) DURATION=$2; shift 2 ;;
     --pods) PODS=$2; shift 2 ;;
     --mtu) MTU=$2; shift 2 ;;
+    --rr-slices) export BENCH_RR_SLICES=$2; shift 2 ;;
     -h|--help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; exit 0 ;;
     *) echo "same-node: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ $EUID -eq 0 ]] || { echo "same-node: needs root (network namespaces, bpffs)" >&2; exit 1; }
-for t in ip iperf3 sockperf python3 ss; do
+for t in ip tc clang iperf3 sockperf python3 ss; do
   command -v "$t" >/dev/null || { echo "same-node: missing $t: run hack/install-deps.sh" >&2; exit 1; }
 done
 PLUGIN=$BUILD_DIR/bin/sluice
@@ -138,8 +141,48 @@ CLIENT[bare]=$P-bare-client
 SERVER[bare]=$P-bare-server
 SERVER_IP[bare]=10.247.0.2
 
-SETUPS=(bare sluice bridge ptp)
-declare -A LABEL=([bare]="bare veth pair (limit)" [sluice]="Sluice" [bridge]="bridge plugin" [ptp]="ptp plugin")
+# ---- the floor of Sluice's design: its plumbing, a program that only redirects ----
+# Pod veths to a host namespace as the plugin builds them (one queue each), and on both host ends
+# a tc program that does nothing but bpf_redirect_peer() to the other one; the pods know each
+# other's MACs (permanent neighbours), so nothing needs rewriting. What it costs over the bare
+# pair is what the tc hook and the second receive pass cost, before any of Sluice's own work.
+netns_new "$P-floor"
+for role in client server; do
+  netns_new "$P-floor-$role"
+  ip -n "$P-floor" link add "fl-$role" mtu "$MTU" numtxqueues 1 numrxqueues 1 type veth \
+    peer name eth0 netns "$P-floor-$role" mtu "$MTU" numtxqueues 1 numrxqueues 1
+  ip -n "$P-floor-$role" link set eth0 up
+  ip -n "$P-floor" link set "fl-$role" up
+done
+ip -n "$P-floor-client" addr add 10.248.0.1/24 dev eth0
+ip -n "$P-floor-server" addr add 10.248.0.2/24 dev eth0
+mac() { ip -n "$1" -o link show eth0 | grep -o 'link/ether [0-9a-f:]*' | cut -d' ' -f2; }
+ip -n "$P-floor-client" neigh replace 10.248.0.2 lladdr "$(mac "$P-floor-server")" dev eth0 nud permanent
+ip -n "$P-floor-server" neigh replace 10.248.0.1 lladdr "$(mac "$P-floor-client")" dev eth0 nud permanent
+ifindex() { ip -n "$P-floor" -o link show "$1" | cut -d: -f1; }
+cat >"$WORK/floor.bpf.c" <<'EOF'
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+SEC("tc")
+int floor_redirect(struct __sk_buff *skb)
+{
+	return bpf_redirect_peer(skb->ingress_ifindex == IF_A ? IF_B : IF_A, 0);
+}
+char LICENSE[] SEC("license") = "GPL";
+EOF
+clang -O2 -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -DIF_A="$(ifindex fl-client)" \
+  -DIF_B="$(ifindex fl-server)" -c "$WORK/floor.bpf.c" -o "$WORK/floor.bpf.o"
+for role in client server; do
+  ip netns exec "$P-floor" tc qdisc add dev "fl-$role" clsact
+  ip netns exec "$P-floor" tc filter add dev "fl-$role" ingress prio 1 handle 1 bpf da obj "$WORK/floor.bpf.o" sec tc
+done
+CLIENT[floor]=$P-floor-client
+SERVER[floor]=$P-floor-server
+SERVER_IP[floor]=10.248.0.2
+
+SETUPS=(bare floor sluice bridge ptp)
+declare -A LABEL=([bare]="bare veth pair (limit)" [floor]="veth+tc redirect only" [sluice]="Sluice" [bridge]="bridge plugin"
+  [ptp]="ptp plugin")
 for s in "${SETUPS[@]}"; do
   ip netns exec "${CLIENT[$s]}" ping -c 1 -W 2 -q "${SERVER_IP[$s]}" >/dev/null ||
     { echo "same-node: ${LABEL[$s]}: client cannot reach ${SERVER_IP[$s]}" >&2; exit 1; }
@@ -180,7 +223,7 @@ ms() { awk -v u="$1" 'BEGIN { if (u == "nan") print "nan"; else printf "%.2f", u
 if ((ROUNDS > 0)); then  # --rounds 0: ADD/DEL latency only
   echo
   printf '%-24s %-22s %-34s %-9s %-22s %-10s %s\n' "setup" "TCP Gbit/s med (min-max)" "per-round ratio to bare" "ratio" \
-    "RR RTT us med (min-max)" "RTT p99" "RTT ratio [per round]"
+    "RR RTT us med (min-max)" "RTT p99" "RTT ratio [per round] paired"
   # round_ratios KIND SETUP: the setup's first column over the bare pair's, round by round
   round_ratios() {
     local r out=""
@@ -197,7 +240,7 @@ if ((ROUNDS > 0)); then  # --rounds 0: ADD/DEL latency only
     brmed=$(col "$RES/bare.rr" 1 | bench_median)
     printf '%-24s %-22s %-34s %-9s %-22s %-10s %s\n' "${LABEL[$s]}" "$(bench_fmt_range "$RES/$s.tput" 1)" "$ratios" \
       "$(bench_ratio "$tmed" "$bmed")" "$(bench_fmt_range "$RES/$s.rr" 1)" "$(col "$RES/$s.rr" 2 | bench_median)" \
-      "$(bench_ratio "$rmed" "$brmed") [$(round_ratios rr "$s")]"
+      "$(bench_ratio "$rmed" "$brmed") [$(round_ratios rr "$s")] $(bench_paired_ratio "$RES" "$s" bare)"
   done
   echo
   printf '%-24s %s\n' "setup" "CPU-seconds per GB, med (min-max) [per round]"
