@@ -58,7 +58,7 @@ int sl_from_native(struct __sk_buff *skb)
 		return sl_to_stack(skb);
 	if (p.ip6 && p.ip6_ext)
 		return sl_to_stack(skb); /* as from_pod: the stack forwards what the NAT check cannot see */
-	if (sl_nat_diverts(skb, &p, sl_get_config(), &act))
+	if (sl_nat_diverts(skb, &p, sl_get_config(), 0, &act))
 		return act;
 	/* parse pointers are still valid: neither lookup nor the NAT check moves packet data */
 	if (sl_routed_hop(&p))

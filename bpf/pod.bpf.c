@@ -12,7 +12,8 @@
  * Before 2 and 3, packets of flows the stack translated (lib/nat.h) go to the stack instead.
  *
  * to_pod: tc egress of the same veth, i.e. what the host stack delivers to the pod (our own
- * redirects skip it): records those flows while flow records are the NAT detection in use.
+ * redirects skip it): records those flows while flow records are the NAT detection in use, and
+ * ends the pod's SL_IFACE_F_UNTRANSLATED when one of them is a translated flow.
  */
 #include "lib/common.h"
 #include "lib/l2.h"
@@ -188,7 +189,7 @@ int sl_from_pod(struct __sk_buff *skb)
 	}
 
 	cfg = sl_get_config();
-	if (sl_nat_diverts(skb, &p, cfg, &act))
+	if (sl_nat_diverts(skb, &p, cfg, iface_flags & SL_IFACE_F_UNTRANSLATED, &act))
 		return act;
 
 	if (ep)
@@ -198,12 +199,49 @@ int sl_from_pod(struct __sk_buff *skb)
 	return sl_forward_remote(skb, &p, rt, cfg);
 }
 
+/*
+ * Whether a packet the stack delivers to a pod ends its SL_IFACE_F_UNTRANSLATED promise. The
+ * pod's own packets of that connection go back to the packet's source address: only where
+ * from_pod would take them the fast way (a local endpoint, a remote pod CIDR) does it ask about
+ * NAT, so only then can the connection matter, if the stack translated it. A Service's reply
+ * to a client pod (from the Service address) or the host's probes never end the promise; a
+ * backend's first translated connection from a pod does. Unparsable packets end it.
+ */
+static __always_inline int sl_promise_ends(struct __sk_buff *skb, const struct sl_pkt *p, int parsed)
+{
+	struct sl_endpoint_key src;
+
+	if (!parsed)
+		return 1;
+	if (p->ip4)
+		sl_ip_from4(&src.ip, p->ip4->saddr);
+	else if (p->ip6)
+		sl_ip_from6(&src.ip, &p->ip6->saddr);
+	else
+		return 0; /* ARP and everything else that is not IP */
+	if (!bpf_map_lookup_elem(&sl_endpoints, &src) && !sl_route_lookup(&src.ip))
+		return 0;
+	if (p->ip6 && p->ip6_ext)
+		return 1; /* from_pod does not classify these: the stack takes them anyway, but the
+			     transport header cannot be found to ask */
+	return sl_delivery_translated(skb, p);
+}
+
 SEC("tc")
 int sl_to_pod(struct __sk_buff *skb)
 {
+	struct sl_config *cfg = sl_get_config();
+	__u32 ifindex = skb->ifindex;
+	struct sl_iface *id;
 	struct sl_pkt p;
+	int parsed = sl_parse(skb, &p) == 0;
 
-	if (sl_parse(skb, &p) == 0 && (p.ip4 || p.ip6))
-		sl_record_stack_flow(skb, &p, sl_get_config());
+	if (parsed && (p.ip4 || p.ip6))
+		sl_record_stack_flow(skb, &p, cfg);
+	/* The pod's promise that no translated flow reached it ends here, for good. Cleared before
+	 * the packet goes on, so no reply the pod sends to it can find the promise still made. */
+	id = bpf_map_lookup_elem(&sl_ifaces, &ifindex);
+	if (id && (id->flags & SL_IFACE_F_UNTRANSLATED) && sl_promise_ends(skb, &p, parsed))
+		id->flags &= ~SL_IFACE_F_UNTRANSLATED; /* nobody sets it again: no atomic needed */
 	return TC_ACT_OK; /* never in the way of what the stack delivers */
 }

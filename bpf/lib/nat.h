@@ -192,10 +192,12 @@ static __always_inline void sl_frag_key_of(const struct sl_pkt *p, struct sl_fra
 
 /*
  * For a packet from_pod or from_overlay would redirect or encapsulate: does it belong to a
- * flow the stack translated? Packet data is read, never written.
+ * flow the stack translated? Packet data is read, never written. `untranslated`: the packet
+ * comes from a pod that no translated flow has reached (SL_IFACE_F_UNTRANSLATED), so conntrack
+ * cannot hold a translated connection with its TCP or UDP tuple.
  */
 static __always_inline int sl_nat_check(struct __sk_buff *skb, const struct sl_pkt *p,
-					const struct sl_config *cfg)
+					const struct sl_config *cfg, int untranslated)
 {
 	int method = sl_nat_method(cfg);
 	struct sl_flow_key key;
@@ -218,6 +220,8 @@ static __always_inline int sl_nat_check(struct __sk_buff *skb, const struct sl_p
 	if (ret < 0)
 		return SL_NAT_STACK;
 	if (method == SL_NAT_CONNTRACK) {
+		if (untranslated && (key.proto == IPPROTO_TCP || key.proto == IPPROTO_UDP))
+			return SL_NAT_FAST;
 		nat = sl_ct_translated(skb, &key);
 		if (nat < 0)
 			return SL_NAT_STACK; /* SCTP: conntrack cannot be asked, the stack can */
@@ -241,9 +245,9 @@ static __always_inline int sl_nat_check(struct __sk_buff *skb, const struct sl_p
  * to the stack instead, with *act the (counted) TC action to return for it.
  */
 static __always_inline int sl_nat_diverts(struct __sk_buff *skb, const struct sl_pkt *p,
-					  const struct sl_config *cfg, int *act)
+					  const struct sl_config *cfg, int untranslated, int *act)
 {
-	switch (sl_nat_check(skb, p, cfg)) {
+	switch (sl_nat_check(skb, p, cfg, untranslated)) {
 	case SL_NAT_FAST:
 		return 0;
 	case SL_NAT_TRANSLATED:
@@ -253,6 +257,32 @@ static __always_inline int sl_nat_diverts(struct __sk_buff *skb, const struct sl
 		*act = sl_to_stack(skb);
 		return 1;
 	}
+}
+
+/*
+ * Egress of a host veth, for a packet the stack delivers to the pod behind it (an IP packet,
+ * parsed, without IPv6 extension headers): whether it belongs to a connection the stack
+ * translated. Its reverse tuple is the one conntrack files that connection under in the other
+ * direction (after DNAT to a backend, or SNAT to the node, the delivered packet's tuple,
+ * reversed, is the reply tuple; for a reply delivered to the client, the original tuple).
+ * Non-zero too for what conntrack cannot be asked about (a cut-short or SCTP transport header,
+ * a kernel without the kfunc); zero for protocols without ports, which the NAT check does not
+ * key on either.
+ */
+static __always_inline int sl_delivery_translated(struct __sk_buff *skb, const struct sl_pkt *p)
+{
+	struct sl_flow_key key, rev;
+	int ret;
+
+	if (p->ip4 && (bpf_ntohs(p->ip4->frag_off) & IP_OFFSET))
+		return 0; /* its first fragment carried the ports */
+	ret = sl_flow_key_of(p, &key);
+	if (ret <= 0)
+		return ret < 0;
+	if (!bpf_ksym_exists(bpf_skb_ct_lookup) || !bpf_ksym_exists(bpf_ct_release))
+		return 1; /* conntrack cannot be asked */
+	sl_flow_key_reverse(&key, &rev);
+	return sl_ct_translated(skb, &rev) != 0;
 }
 
 /*

@@ -238,7 +238,7 @@ static __always_inline int sl_decap_verdict(struct __sk_buff *skb, const struct 
 	*ep = bpf_map_lookup_elem(&sl_endpoints, &key);
 	if (!*ep)
 		return SL_DECAP_STACK;
-	switch (sl_nat_check(skb, p, cfg)) {
+	switch (sl_nat_check(skb, p, cfg, 0)) {
 	case SL_NAT_FAST:
 		return SL_DECAP_DELIVER;
 	case SL_NAT_TRANSLATED:

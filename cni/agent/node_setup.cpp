@@ -166,13 +166,36 @@ Result<int> upgradePodPrograms(const bpf::Datapath& dp) {
   SL_ASSIGN_OR_RETURN(auto ifaces, dp.maps().ifaces.entries());
   int switched = 0;
   for (const auto& [ifindex, iface] : ifaces) {
-    (void)iface;
     int idx = static_cast<int>(ifindex);
     if (!linkAlive(idx)) continue;
     auto have = bpf::tcIngressProgId(idx);
     if (!have.ok() || *have == 0) continue;  // not (or no longer) plumbed by the plugin
+    auto haveEgress = bpf::tcEgressProgId(idx);
+    const bool replaceIngress = *have != want;
+    const bool replaceEgress = haveEgress.ok() && *haveEgress != wantEgress;
+    // SL_IFACE_F_UNTRANSLATED holds only while an sl_to_pod that ends it has watched the veth
+    // since its ADD: one of this code (a restart of the same build loads the same programs
+    // afresh) keeps it; any other, or none, ends it before the new programs run. Written back
+    // from a fresh read, with only that bit changed.
+    const bool watcherKept =
+        haveEgress.ok() && (*haveEgress == wantEgress || bpf::sameProgramCode(*haveEgress, wantEgress));
+    if (!watcherKept && (iface.flags & SL_IFACE_F_UNTRANSLATED)) {
+      auto cur = dp.maps().ifaces.lookup(ifindex);
+      Status st = okStatus();
+      if (!cur.ok()) {
+        st = cur.error();
+      } else if (*cur && ((*cur)->flags & SL_IFACE_F_UNTRANSLATED)) {
+        sl_iface ended = **cur;
+        ended.flags &= ~SL_IFACE_F_UNTRANSLATED;
+        st = dp.maps().ifaces.update(ifindex, ended);
+      }
+      if (!st.ok()) {
+        spdlog::warn("upgrade: end the untranslated promise of ifindex {}: {}", idx, st.error().describe());
+        continue;  // the old programs stay: the new from_pod would trust the flag
+      }
+    }
     bool changed = false;
-    if (*have != want) {
+    if (replaceIngress) {
       if (auto st = bpf::attachTcIngress(idx, dp.fromPodFd()); !st.ok()) {
         spdlog::warn("upgrade sl_from_pod on ifindex {}: {}", idx, st.error().describe());
         continue;
@@ -180,8 +203,7 @@ Result<int> upgradePodPrograms(const bpf::Datapath& dp) {
       changed = true;
     }
     // Veths plumbed before sl_to_pod existed get it too (flow records need it).
-    auto haveEgress = bpf::tcEgressProgId(idx);
-    if (haveEgress.ok() && *haveEgress != wantEgress) {
+    if (replaceEgress) {
       if (auto st = bpf::attachTcEgress(idx, dp.toPodFd()); !st.ok()) {
         spdlog::warn("upgrade sl_to_pod on ifindex {}: {}", idx, st.error().describe());
         continue;

@@ -212,24 +212,11 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   }
   SL_TRY(failPoint("attach"));
 
-  // host-route: sysctls, up, a host route to each pod address and its MAC.
-  SL_TRY(hostIpv6Sysctls(hostVeth, podIp6.has_value()));
-  SL_TRY(host.setUp(hostIfindex, kHostIpv4Conf));
-  std::vector<cni::RouteSpec> hostRoutes;
-  for (const auto& c : podCidrs) hostRoutes.push_back({c, std::nullopt, hostIfindex, RT_SCOPE_LINK, false});
-  undo.push("host-route", [&host, hostIfindex, podCidrs, hostRoutes]() -> Status {
-    for (const auto& c : podCidrs) SL_TRY(host.deleteNeighbour(hostIfindex, c.addr()));
-    for (const auto& r : hostRoutes) SL_TRY(host.deleteRoute(r));
-    return okStatus();
-  });
-  for (const auto& r : hostRoutes) SL_TRY(host.addRoute(r));
-  for (const auto& c : podCidrs) SL_TRY(host.addPermanentNeighbour(hostIfindex, c.addr(), podLink->mac));
-  SL_TRY(failPoint("host-route"));
-
-
-  // ifaces-map: the anti-spoofing identity of the veth.
+  // ifaces-map: the anti-spoofing identity of the veth, and the promise that no flow the stack
+  // translated has reached the pod yet (sl_to_pod ends it). Written before the host route
+  // exists, so that nothing the stack delivers can arrive before the promise it must end.
   sl_iface iface{};
-  iface.flags = shapedOut ? SL_IFACE_F_QDISC_EGRESS : 0u;
+  iface.flags = SL_IFACE_F_UNTRANSLATED | (shapedOut ? SL_IFACE_F_QDISC_EGRESS : 0u);
   if (podIp4) {
     iface.flags |= SL_IFACE_F_HAS_V4;
     iface.ip4 = podIp4->v4NetOrder();
@@ -247,6 +234,20 @@ Result<std::string> cmdAdd(const Invocation& inv) {
     return okStatus();
   });
   SL_TRY(failPoint("ifaces-map"));
+
+  // host-route: sysctls, up, a host route to each pod address and its MAC.
+  SL_TRY(hostIpv6Sysctls(hostVeth, podIp6.has_value()));
+  SL_TRY(host.setUp(hostIfindex, kHostIpv4Conf));
+  std::vector<cni::RouteSpec> hostRoutes;
+  for (const auto& c : podCidrs) hostRoutes.push_back({c, std::nullopt, hostIfindex, RT_SCOPE_LINK, false});
+  undo.push("host-route", [&host, hostIfindex, podCidrs, hostRoutes]() -> Status {
+    for (const auto& c : podCidrs) SL_TRY(host.deleteNeighbour(hostIfindex, c.addr()));
+    for (const auto& r : hostRoutes) SL_TRY(host.deleteRoute(r));
+    return okStatus();
+  });
+  for (const auto& r : hostRoutes) SL_TRY(host.addRoute(r));
+  for (const auto& c : podCidrs) SL_TRY(host.addPermanentNeighbour(hostIfindex, c.addr(), podLink->mac));
+  SL_TRY(failPoint("host-route"));
 
   // endpoint-record
   cni::EndpointRecord rec;

@@ -67,6 +67,18 @@ class NatTest : public ::testing::Test {
     std::memcpy(ep.host_mac, host.data(), 6);
     ASSERT_TRUE(maps().endpoints.update(epKey(ip), ep).ok());
   }
+  // The pod's SL_IFACE_F_UNTRANSLATED promise, as the plugin makes it at ADD.
+  void promiseUntranslated(int ifindex) {
+    sl_iface id = **maps().ifaces.lookup(static_cast<uint32_t>(ifindex));
+    id.flags |= SL_IFACE_F_UNTRANSLATED;
+    ASSERT_TRUE(maps().ifaces.update(static_cast<uint32_t>(ifindex), id).ok());
+  }
+  uint32_t ifaceFlags(int ifindex) const {
+    auto id = maps().ifaces.lookup(static_cast<uint32_t>(ifindex));
+    EXPECT_TRUE(id.ok() && *id);
+    return id.ok() && *id ? (*id)->flags : 0;
+  }
+  bool promised(int ifindex) const { return (ifaceFlags(ifindex) & SL_IFACE_F_UNTRANSLATED) != 0; }
   void setNatFlags(uint32_t flags) {
     sl_config c = **maps().config.lookup(0);
     c.flags = flags;
@@ -422,6 +434,123 @@ TEST_F(ConntrackNatTest, RecordsModeAndOffModeDoNotAskConntrack) {
   expectTranslatedToStack(fromPodB(in), in, "back to auto: conntrack");
 }
 
+// --- the untranslated promise (SL_IFACE_F_UNTRANSLATED) ------------------------------------
+
+// What the stack delivers to B after the DNAT of A:40000 -> svc: A:40000 -> B:5000.
+Ip4Spec deliveredToB(uint8_t proto = 17, uint16_t sport = 40000, uint16_t dport = 5000) {
+  Ip4Spec s;
+  s.src = "10.244.1.2";
+  s.dst = "10.244.1.3";
+  s.sport = sport;
+  s.dport = dport;
+  s.proto = proto;
+  return s;
+}
+
+TEST_F(ConntrackNatTest, APromisedPodsPacketsSkipTheConntrackLookup) {
+  sendFrom(40000, "10.96.0.10", 53, SOCK_DGRAM);  // a translated connection B's reply belongs to
+  promiseUntranslated(veth_->b());                 // which, says the flag, never reached B
+  EXPECT_EQ(fromPodB(ip4Frame(kHostBMac, kPodBMac, reply())).retval, TC_ACT_REDIRECT)
+      << "the promise stands in for the lookup (which would find the translation)";
+  expectOnlyCounter(SL_CNT_REDIRECT_LOCAL);
+  EXPECT_EQ(fromPodB(ip4Frame(kHostBMac, kPodBMac, reply(132))).retval, TC_ACT_OK)
+      << "SCTP, which conntrack cannot be asked about, still goes to the stack";
+  expectOnlyCounter(SL_CNT_TO_STACK);
+}
+
+TEST_F(ConntrackNatTest, TheStackDeliveringATranslatedFlowEndsThePromiseBeforeTheReply) {
+  sendFrom(40000, "10.96.0.10", 53, SOCK_DGRAM);
+  promiseUntranslated(veth_->b());
+  Bytes d = ip4Frame(kPodBMac, kHostBMac, deliveredToB());
+  auto r = toPodB(d);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.out, d) << "to_pod never changes what the stack delivers";
+  EXPECT_EQ(ifaceFlags(veth_->b()), SL_IFACE_F_HAS_V4) << "the promise ends; the identity stays";
+  Bytes in = ip4Frame(kHostBMac, kPodBMac, reply());
+  expectTranslatedToStack(fromPodB(in), in, "the reply, once the promise ended");
+
+  sendFrom(40001, "10.96.0.10", 80, SOCK_STREAM);  // the same through a TCP connection
+  promiseUntranslated(veth_->b());
+  EXPECT_EQ(toPodB(ip4Frame(kPodBMac, kHostBMac, deliveredToB(6, 40001))).retval, TC_ACT_OK);
+  EXPECT_FALSE(promised(veth_->b())) << "the SYN the stack delivered after DNAT";
+}
+
+TEST_F(ConntrackNatTest, DeliveriesOfUntranslatedFlowsKeepThePromise) {
+  sendFrom(40002, "10.244.1.3", 6000, SOCK_DGRAM);  // tracked, not translated
+  promiseUntranslated(veth_->b());
+  EXPECT_EQ(toPodB(ip4Frame(kPodBMac, kHostBMac, deliveredToB(17, 40002, 6000))).retval, TC_ACT_OK);
+  EXPECT_TRUE(promised(veth_->b())) << "a tracked flow without NAT (host to pod)";
+  EXPECT_EQ(toPodB(ip4Frame(kPodBMac, kHostBMac, deliveredToB(17, 40003, 6000))).retval, TC_ACT_OK);
+  EXPECT_TRUE(promised(veth_->b())) << "a flow conntrack does not know";
+  Ip4Spec echo = deliveredToB(1);
+  EXPECT_EQ(toPodB(ip4Frame(kPodBMac, kHostBMac, echo)).retval, TC_ACT_OK);
+  EXPECT_TRUE(promised(veth_->b())) << "ICMP echo: no ports, which the NAT check does not key on either";
+  Ip4Spec later = deliveredToB();
+  later.fragOff = 8;  // a later fragment: its first carried the ports
+  EXPECT_EQ(toPodB(ip4Frame(kPodBMac, kHostBMac, later)).retval, TC_ACT_OK);
+  EXPECT_TRUE(promised(veth_->b()));
+  EXPECT_EQ(toPodB(arpRequest(kHostBMac, "169.254.1.1", "10.244.1.3")).retval, TC_ACT_OK);
+  EXPECT_TRUE(promised(veth_->b())) << "ARP";
+  Ip4Spec s = reply();
+  s.sport = 6000;
+  s.dport = 40002;
+  EXPECT_EQ(fromPodB(ip4Frame(kHostBMac, kPodBMac, s)).retval, TC_ACT_REDIRECT);
+  expectOnlyCounter(SL_CNT_REDIRECT_LOCAL);
+}
+
+TEST_F(ConntrackNatTest, TranslatedDeliveriesFromOutsideThePodNetworkKeepThePromise) {
+  // A is the client here: the Service's reply reaches it through the stack, from the Service
+  // address, which A's own packets of the connection go to (the stack, never the fast way).
+  sendFrom(40000, "10.96.0.10", 53, SOCK_DGRAM);
+  promiseUntranslated(veth_->a());
+  Ip4Spec svcReply;
+  svcReply.src = "10.96.0.10";
+  svcReply.dst = "10.244.1.2";
+  svcReply.sport = 53;
+  svcReply.dport = 40000;
+  EXPECT_EQ(runProg(dp_->toPodFd(), ip4Frame(kPodAMac, kHostAMac, svcReply), veth_->a()).retval, TC_ACT_OK);
+  EXPECT_TRUE(promised(veth_->a())) << "a Service's reply to its client";
+  Ip4Spec probe = svcReply;
+  probe.src = "198.18.0.1";  // the host, e.g. the kubelet's probe
+  EXPECT_EQ(runProg(dp_->toPodFd(), ip4Frame(kPodAMac, kHostAMac, probe), veth_->a()).retval, TC_ACT_OK);
+  EXPECT_TRUE(promised(veth_->a())) << "the host";
+  Ip4Spec sctp = svcReply;
+  sctp.proto = 132;
+  EXPECT_EQ(runProg(dp_->toPodFd(), ip4Frame(kPodAMac, kHostAMac, sctp), veth_->a()).retval, TC_ACT_OK);
+  EXPECT_TRUE(promised(veth_->a())) << "not even asked about, from outside the pod network";
+}
+
+TEST_F(ConntrackNatTest, WhatConntrackCannotBeAskedAboutEndsThePromise) {
+  Ip4Spec cut = deliveredToB();
+  cut.payload = 2;  // not even both ports
+  addEndpoint("fd00:10:244:1::2", veth_->a(), kPodAMac, kHostAMac);  // A, dual stack
+  Ip6Spec ext;
+  ext.nextHeader = 0;  // from A, a hop-by-hop options header first
+  Bytes cutIp = ethHeader(kPodBMac, kHostBMac, 0x0800);
+  cutIp.resize(cutIp.size() + 20, 0);
+  cutIp[14] = 0x42;  // IPv4 with a header length of 8 bytes
+  for (const auto& [what, frame] :
+       std::vector<std::pair<std::string, Bytes>>{{"SCTP", ip4Frame(kPodBMac, kHostBMac, deliveredToB(132))},
+                                                 {"a transport header cut short", ip4Frame(kPodBMac, kHostBMac, cut)},
+                                                 {"IPv6 behind an extension header", ip6Frame(kPodBMac, kHostBMac, ext)},
+                                                 {"a frame that does not parse", cutIp}}) {
+    promiseUntranslated(veth_->b());
+    EXPECT_EQ(toPodB(frame).retval, TC_ACT_OK) << what;
+    EXPECT_FALSE(promised(veth_->b())) << what;
+  }
+}
+
+TEST_F(ConntrackNatTest, ThePromiseIsKeptTrueWhateverDetectionIsInUse) {
+  sendFrom(40000, "10.96.0.10", 53, SOCK_DGRAM);
+  setNatFlags(SL_CFG_F_NAT_RECORDS);
+  promiseUntranslated(veth_->b());
+  record(flowKey("10.244.1.3", 5000, "10.244.1.2", 40000));
+  Bytes in = ip4Frame(kHostBMac, kPodBMac, reply());
+  expectTranslatedToStack(fromPodB(in), in, "records decide in records mode, promise or not");
+  EXPECT_EQ(toPodB(ip4Frame(kPodBMac, kHostBMac, deliveredToB())).retval, TC_ACT_OK);
+  EXPECT_FALSE(promised(veth_->b())) << "ended under records too, for a switch back to conntrack";
+}
+
 // --- a kernel without the kfunc ----------------------------------------------------------------
 
 // pod.bpf.c built with SL_TEST_NO_CT_KFUNC asks for kfuncs no kernel has, as a kernel without
@@ -482,6 +611,14 @@ TEST(NoConntrackKfuncTest, TheObjectLoadsAndFallsBackToFlowRecords) {
   ASSERT_TRUE(after.ok());
   EXPECT_EQ((*after)[SL_CNT_TO_STACK_NAT].packets - (*before)[SL_CNT_TO_STACK_NAT].packets, 1u);
   EXPECT_EQ((*after)[SL_CNT_REDIRECT_LOCAL].packets - (*before)[SL_CNT_REDIRECT_LOCAL].packets, 1u);
+
+  // Without conntrack to ask, any delivery with ports ends a pod's untranslated promise.
+  b.flags |= SL_IFACE_F_UNTRANSLATED;
+  ASSERT_TRUE(ifaces->update(static_cast<uint32_t>(veth.b()), b).ok());
+  EXPECT_EQ(runProg(toPod, ip4Frame(kPodBMac, kHostBMac, toB), veth.b()).retval, TC_ACT_OK);
+  auto id = ifaces->lookup(static_cast<uint32_t>(veth.b()));
+  ASSERT_TRUE(id.ok() && *id);
+  EXPECT_EQ((*id)->flags, SL_IFACE_F_HAS_V4);
 }
 
 }  // namespace

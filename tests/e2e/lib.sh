@@ -61,6 +61,21 @@ pns() { echo "$SLUICE_CLUSTER_PREFIX-n$1-p$2"; }
 pod_ip() { awk -F'\t' -v n="pod-$1-$2" '$1 == n {print $4}' "$CROOT/pods.tsv"; }
 node_ip() { echo "198.18.0.$1"; }
 bpf_root() { echo "$CROOT/n$1/bpf/sluice"; }
+# A pod's SL_IFACE_F_UNTRANSLATED promise (docs/internals.md, NAT detection), read from its
+# node's sl_ifaces by the pod's host veth: "held", "ended" or "missing". promise <node> <pod>
+promise() {
+  local ifindex
+  ifindex=$(ip netns exec "$(pns "$1" "$2")" cat /sys/class/net/eth0/iflink 2>/dev/null) || { echo missing; return; }
+  bpftool -j map dump pinned "$(bpf_root "$1")/sl_ifaces" | python3 -c '
+import json, sys
+for e in json.load(sys.stdin):
+    f = e["formatted"]
+    if f["key"] == int(sys.argv[1]):
+        print("held" if f["value"]["flags"] & 8 else "ended")
+        break
+else:
+    print("missing")' "$ifindex"
+}
 # The id of the program a node's agent pinned under NAME (sl_from_pod, sl_from_native, ...).
 pinned_id() { bpftool prog show pinned "$(bpf_root "$1")/$2" -j | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
 # Dual stack (hack/cluster.sh's default): a pod's IPv6 address; a node's own IPv6 address, the

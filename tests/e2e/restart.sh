@@ -121,6 +121,18 @@ for node in 1 2; do
   check "agent on node-$node restarted" bash "$CLUSTER" restart-agent "$node" --down-for 1
 done
 check_swapped same-build
+# Every pod's untranslated promise (nothing the stack translated reached these pods): restarts of
+# the same build keep it (the sl_to_pod that watched each veth runs the same code), an upgrade to
+# other programs ends it before they run.
+promises() {
+  local node pod
+  for node in 1 2; do
+    for pod in 1 2; do
+      [[ $(promise "$node" "$pod") == "$1" ]] || return 1
+    done
+  done
+}
+check "every pod's untranslated promise survived the restarts of the same build" promises held
 
 # 2. An upgrade to a build whose programs differ (sluice-agent-next: the same sources compiled
 # for another BPF ISA, so other instructions and tags on the same pinned maps), then the
@@ -135,6 +147,7 @@ if [[ ${RESTART_UPGRADE:-1} == 1 ]]; then
     check "node-$node upgraded to the next build" bash "$CLUSTER" restart-agent "$node" --agent-bin "$NEXT"
   done
   check_swapped other-build
+  check "the upgrade to other programs ended every pod's untranslated promise" promises ended
   snapshot
   for node in 1 2; do
     check "node-$node rolled back" bash "$CLUSTER" restart-agent "$node"

@@ -516,6 +516,12 @@ echo "== kube-proxy iptables mode, NAT detection by conntrack (agent default)" >
 check "iptables-nft rules programmed on both nodes" program_iptables
 check "both nodes detect NAT by conntrack (the kfunc) by default" both_nodes_detect conntrack
 services_work "iptables/conntrack"
+# The client's Service replies come from the Service address; the local backend's connections
+# came from the client pod, translated: only the backend's promise ended (its replies were
+# looked up, and went to the stack, above).
+check "iptables/conntrack: the local backend's untranslated promise ended ($(promise 1 2))" \
+  test "$(promise 1 2)" = ended
+check "iptables/conntrack: the client's untranslated promise held ($(promise 1 1))" test "$(promise 1 1)" = held
 check "iptables/conntrack: no flow records made (the kfunc decided) on node-1 ($(flow_records 1)) and node-2 ($(flow_records 2))" \
   test "$(flow_records 1)" -eq 0 -a "$(flow_records 2)" -eq 0
 

@@ -41,8 +41,8 @@ TEST_P(FaultStepTest, AddFailingAfterTheStepRollsEverythingBack) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Steps, FaultStepTest,
-                         ::testing::Values("ipam", "veth", "pod-link", "pod-addr", "pod-routes", "attach", "host-route",
-                                           "ifaces-map", "endpoint-record", "endpoints-map"),
+                         ::testing::Values("ipam", "veth", "pod-link", "pod-addr", "pod-routes", "attach", "ifaces-map",
+                                           "host-route", "endpoint-record", "endpoints-map"),
                          [](const auto& info) {
                            std::string n;
                            for (char ch : info.param) n += ch == '-' ? '_' : ch;

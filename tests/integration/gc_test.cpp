@@ -30,7 +30,7 @@ ProcResult gc(Node& node, const json& conf, const std::vector<const Pod*>& valid
 }
 
 const std::vector<std::string> kSteps = {"ipam",       "veth",   "pod-link",   "pod-addr",
-                                         "pod-routes", "attach", "host-route", "ifaces-map",
+                                         "pod-routes", "attach", "ifaces-map", "host-route",
                                          "endpoint-record", "endpoints-map"};
 
 using GcTest = NodeTest;

@@ -76,6 +76,12 @@ struct sl_endpoint {
  * (TC_ACT_UNSPEC through TCX): a chained bandwidth plugin's egress limit (ingress qdisc, ifb)
  * shapes it, and the stack forwards it. */
 #define SL_IFACE_F_QDISC_EGRESS 0x4u
+/* No connection the host stack translated has reached this pod from an address from_pod takes
+ * the fast way: none of its packets to such an address can belong to one, so from_pod skips the
+ * conntrack lookup of the NAT check (lib/nat.h, docs/internals.md). Set by the plugin at ADD;
+ * cleared by sl_to_pod (the only way the stack delivers to the pod), and by the agent on every
+ * veth whose sl_to_pod it replaces with other code. Never set again. */
+#define SL_IFACE_F_UNTRANSLATED 0x8u
 
 struct sl_iface {
 	__u32 flags; /* SL_IFACE_F_* */

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "sluice/fd.h"
@@ -175,13 +176,28 @@ Result<uint32_t> progId(int progFd) {
   return info.id;
 }
 
-std::string progNameById(uint32_t id) {
+namespace {
+// The info of a loaded program, nullopt when there is no such program.
+std::optional<bpf_prog_info> progInfoById(uint32_t id) {
   Fd fd(bpf_prog_get_fd_by_id(id));
-  if (!fd.valid()) return {};
+  if (!fd.valid()) return std::nullopt;
   bpf_prog_info info{};
   uint32_t len = sizeof(info);
-  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return {};
-  return std::string(info.name, strnlen(info.name, sizeof(info.name)));
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return std::nullopt;
+  return info;
+}
+}  // namespace
+
+std::string progNameById(uint32_t id) {
+  auto info = progInfoById(id);
+  if (!info) return {};
+  return std::string(info->name, strnlen(info->name, sizeof(info->name)));
+}
+
+bool sameProgramCode(uint32_t idA, uint32_t idB) {
+  auto a = progInfoById(idA);
+  auto b = progInfoById(idB);
+  return a && b && std::memcmp(a->tag, b->tag, sizeof(a->tag)) == 0;
 }
 
 }  // namespace sluice::bpf

@@ -45,5 +45,8 @@ Status attachTcxEgress(int ifindex, int progFd);
 Result<uint32_t> progId(int progFd);
 // The name of a loaded program (at most 15 characters), "" when there is no such program.
 std::string progNameById(uint32_t id);
+// Whether two loaded programs run the same code: the same tag (a hash of their instructions,
+// map references left out), so the same source built the same way. False if either is gone.
+bool sameProgramCode(uint32_t idA, uint32_t idB);
 
 }  // namespace sluice::bpf
