@@ -13,7 +13,7 @@
  *
  * to_pod: tc egress of the same veth, i.e. what the host stack delivers to the pod (our own
  * redirects skip it): records those flows while flow records are the NAT detection in use, and
- * ends the pod's SL_IFACE_F_UNTRANSLATED when one of them is a translated flow.
+ * ends the pod's SL_IFACE_F_UNTRANSLATED promise (sl_promise_ends).
  */
 #include "lib/common.h"
 #include "lib/l2.h"
@@ -222,8 +222,7 @@ static __always_inline int sl_promise_ends(struct __sk_buff *skb, const struct s
 	if (!bpf_map_lookup_elem(&sl_endpoints, &src) && !sl_route_lookup(&src.ip))
 		return 0;
 	if (p->ip6 && p->ip6_ext)
-		return 1; /* from_pod does not classify these: the stack takes them anyway, but the
-			     transport header cannot be found to ask */
+		return 1; /* the transport header is not where the lookup reads it */
 	return sl_delivery_translated(skb, p);
 }
 
@@ -238,8 +237,7 @@ int sl_to_pod(struct __sk_buff *skb)
 
 	if (parsed && (p.ip4 || p.ip6))
 		sl_record_stack_flow(skb, &p, cfg);
-	/* The pod's promise that no translated flow reached it ends here, for good. Cleared before
-	 * the packet goes on, so no reply the pod sends to it can find the promise still made. */
+	/* Cleared before the packet goes on, so no reply of the pod's can find the promise made. */
 	id = bpf_map_lookup_elem(&sl_ifaces, &ifindex);
 	if (id && (id->flags & SL_IFACE_F_UNTRANSLATED) && sl_promise_ends(skb, &p, parsed))
 		id->flags &= ~SL_IFACE_F_UNTRANSLATED; /* nobody sets it again: no atomic needed */

@@ -193,8 +193,8 @@ static __always_inline void sl_frag_key_of(const struct sl_pkt *p, struct sl_fra
 /*
  * For a packet from_pod or from_overlay would redirect or encapsulate: does it belong to a
  * flow the stack translated? Packet data is read, never written. `untranslated`: the packet
- * comes from a pod that no translated flow has reached (SL_IFACE_F_UNTRANSLATED), so conntrack
- * cannot hold a translated connection with its TCP or UDP tuple.
+ * comes from a pod whose SL_IFACE_F_UNTRANSLATED promise holds, so conntrack holds no
+ * translated connection with its TCP or UDP tuple (it is on its way the fast way).
  */
 static __always_inline int sl_nat_check(struct __sk_buff *skb, const struct sl_pkt *p,
 					const struct sl_config *cfg, int untranslated)

@@ -365,6 +365,16 @@ class ConntrackNatTest : public NatTest {
     (void)rc;  // the netns goes with the process anyway
   }
 
+  // B's reply (B:6000 -> A:40002) of the tracked but untranslated flow that
+  // sendFrom(40002, "10.244.1.3", 6000, SOCK_DGRAM) made takes the fast way.
+  void expectUntranslatedReplyRedirected() {
+    Ip4Spec s = reply();
+    s.sport = 6000;
+    s.dport = 40002;
+    EXPECT_EQ(fromPodB(ip4Frame(kHostBMac, kPodBMac, s)).retval, TC_ACT_REDIRECT);
+    expectOnlyCounter(SL_CNT_REDIRECT_LOCAL);
+  }
+
   // Sends one datagram (UDP) or a SYN (TCP) from 10.244.1.2:sport to dst:dport.
   static void sendFrom(uint16_t sport, const char* dst, uint16_t dport, int type) {
     Fd s(::socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -408,11 +418,7 @@ TEST_F(ConntrackNatTest, ReplyOfADnatedTcpConnectionGoesToTheStack) {
 
 TEST_F(ConntrackNatTest, ConnectionsWithoutNatKeepTheFastPath) {
   sendFrom(40002, "10.244.1.3", 6000, SOCK_DGRAM);  // tracked, but not translated
-  Ip4Spec s = reply();
-  s.sport = 6000;
-  s.dport = 40002;
-  EXPECT_EQ(fromPodB(ip4Frame(kHostBMac, kPodBMac, s)).retval, TC_ACT_REDIRECT);
-  expectOnlyCounter(SL_CNT_REDIRECT_LOCAL);
+  expectUntranslatedReplyRedirected();
 }
 
 TEST_F(ConntrackNatTest, DecapsulatedReplyOfADnatedFlowGoesToTheStack) {
@@ -491,11 +497,7 @@ TEST_F(ConntrackNatTest, DeliveriesOfUntranslatedFlowsKeepThePromise) {
   EXPECT_TRUE(promised(veth_->b()));
   EXPECT_EQ(toPodB(arpRequest(kHostBMac, "169.254.1.1", "10.244.1.3")).retval, TC_ACT_OK);
   EXPECT_TRUE(promised(veth_->b())) << "ARP";
-  Ip4Spec s = reply();
-  s.sport = 6000;
-  s.dport = 40002;
-  EXPECT_EQ(fromPodB(ip4Frame(kHostBMac, kPodBMac, s)).retval, TC_ACT_REDIRECT);
-  expectOnlyCounter(SL_CNT_REDIRECT_LOCAL);
+  expectUntranslatedReplyRedirected();
 }
 
 TEST_F(ConntrackNatTest, TranslatedDeliveriesFromOutsideThePodNetworkKeepThePromise) {
