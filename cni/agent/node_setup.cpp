@@ -51,6 +51,16 @@ Status detachNativePrograms(int ifindex) {
   return okStatus();
 }
 
+// Clears one veth's SL_IFACE_F_UNTRANSLATED from a fresh read of its entry, changing nothing
+// else (the entry read for the upgrade pass may be stale by now).
+Status endUntranslatedPromise(const bpf::PinnedMaps& maps, uint32_t ifindex) {
+  SL_ASSIGN_OR_RETURN(auto cur, maps.ifaces.lookup(ifindex));
+  if (!cur || !(cur->flags & SL_IFACE_F_UNTRANSLATED)) return okStatus();
+  sl_iface ended = *cur;
+  ended.flags &= ~SL_IFACE_F_UNTRANSLATED;
+  return maps.ifaces.update(ifindex, ended);
+}
+
 }  // namespace
 
 Result<bool> detachUnderlayFrom(int ifindex, bool tunnelToo) {
@@ -175,21 +185,11 @@ Result<int> upgradePodPrograms(const bpf::Datapath& dp) {
     const bool replaceEgress = haveEgress.ok() && *haveEgress != wantEgress;
     // SL_IFACE_F_UNTRANSLATED holds only while an sl_to_pod that ends it has watched the veth
     // since its ADD: one of this code (a restart of the same build loads the same programs
-    // afresh) keeps it; any other, or none, ends it before the new programs run. Written back
-    // from a fresh read, with only that bit changed.
+    // afresh) keeps it; any other, or none, ends it before the new programs run.
     const bool watcherKept =
         haveEgress.ok() && (*haveEgress == wantEgress || bpf::sameProgramCode(*haveEgress, wantEgress));
     if (!watcherKept && (iface.flags & SL_IFACE_F_UNTRANSLATED)) {
-      auto cur = dp.maps().ifaces.lookup(ifindex);
-      Status st = okStatus();
-      if (!cur.ok()) {
-        st = cur.error();
-      } else if (*cur && ((*cur)->flags & SL_IFACE_F_UNTRANSLATED)) {
-        sl_iface ended = **cur;
-        ended.flags &= ~SL_IFACE_F_UNTRANSLATED;
-        st = dp.maps().ifaces.update(ifindex, ended);
-      }
-      if (!st.ok()) {
+      if (auto st = endUntranslatedPromise(dp.maps(), ifindex); !st.ok()) {
         spdlog::warn("upgrade: end the untranslated promise of ifindex {}: {}", idx, st.error().describe());
         continue;  // the old programs stay: the new from_pod would trust the flag
       }

@@ -11,11 +11,14 @@
 # the bare pair), the CPU it cost (CPU-seconds per GB, /proc/stat deltas), TCP request/response
 # RTT (sockperf ping-pong, client and server busy-polling, in slices taken in turn; median of
 # per-round medians, per-round ratios, and the paired ratio: the median over all slices of the
-# ratio to the bare pair's slice of the same turn), and ADD/DEL latency (median, p99) over --pods pods for Sluice vs ptp.
+# ratio to the bare pair's slice of the same turn), and ADD/DEL latency (median, p99) over --pods
+# pods for Sluice vs ptp.
 #
 # Usage: sudo hack/bench/same-node.sh [--build-dir DIR] [--rounds N] [--duration S] [--pods N] [--mtu M]
 #                                     [--rr-slices N (per round, default 5)]
+#                                     [--tput-slices N (per round, default 1)]
 # (--rounds 0 measures ADD/DEL latency only)
+# shellcheck disable=SC2034 # SERVER is read through bench_round's namerefs (lib.sh)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -36,6 +39,7 @@ while (($#)); do
     --pods) PODS=$2; shift 2 ;;
     --mtu) MTU=$2; shift 2 ;;
     --rr-slices) export BENCH_RR_SLICES=$2; shift 2 ;;
+    --tput-slices) export BENCH_TPUT_SLICES=$2; shift 2 ;;
     -h|--help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; exit 0 ;;
     *) echo "same-node: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -188,17 +192,10 @@ for s in "${SETUPS[@]}"; do
     { echo "same-node: ${LABEL[$s]}: client cannot reach ${SERVER_IP[$s]}" >&2; exit 1; }
 done
 
-# tput SETUP: one iperf3 run (bench_tput); appends "GBIT CPU_S_PER_GB" to $RES/SETUP.tput
-tput() {
-  bench_tput "${CLIENT[$1]}" "${SERVER[$1]}" "${SERVER_IP[$1]}" 5201 "$DURATION" 1 >>"$RES/$1.tput"
-}
-
 echo "same-node benchmark: $ROUNDS rounds x ${DURATION}s per test, MTU $MTU, $(nproc) CPUs, kernel $(uname -r)" >&2
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r/$ROUNDS" >&2
-  for s in "${SETUPS[@]}"; do
-    tput "$s"
-  done
+  bench_tput_round "$RES" tput 5201 "$DURATION" 1 CLIENT SERVER SERVER_IP "${SETUPS[@]}"
   bench_rr_round "$RES" 5302 "$DURATION" CLIENT SERVER SERVER_IP "${SETUPS[@]}"
 done
 
