@@ -10,6 +10,8 @@
  * to_overlay (egress): packets the stack routed here (host → remote pod, Service DNAT to a
  *   remote backend) get their tunnel key from the same routes map; redirected ones carry it.
  *   Stack-routed flows are recorded while flow records are the NAT detection in use.
+ *   Link-scope multicast the stack emits there (MLD reports) is discarded, counted apart
+ *   from the drops; any other address no node owns is a drop (no_route).
  */
 #include "lib/common.h"
 #include "lib/l2.h"
@@ -85,6 +87,21 @@ int sl_from_tunnel(struct __sk_buff *skb)
 	return sl_vxlan_decap(skb, &p, ep);
 }
 
+/*
+ * Link-scope destinations: IPv4 224.0.0.0/24 and the limited broadcast, IPv6 multicast of
+ * interface- or link-local scope. The stack sends such packets on any up device, sluice_vxlan
+ * included: with IPv6 forwarding on, it joins the all-routers groups and reports them in MLD
+ * (to ff02::16) whatever the device's NOARP. The overlay has no link peers to carry them to.
+ */
+static __always_inline int sl_link_scope_dst(const struct sl_pkt *p)
+{
+	if (p->ip4)
+		return (p->ip4->daddr & bpf_htonl(0xffffff00)) == bpf_htonl(0xe0000000) ||
+		       p->ip4->daddr == 0xffffffff;
+	return p->ip6 && p->ip6->daddr.in6_u.u6_addr8[0] == 0xff &&
+	       (p->ip6->daddr.in6_u.u6_addr8[1] & 0x0f) <= 2;
+}
+
 SEC("tc")
 int sl_to_overlay(struct __sk_buff *skb)
 {
@@ -110,14 +127,19 @@ int sl_to_overlay(struct __sk_buff *skb)
 	else if (p.ip6)
 		sl_ip_from6(&dst, &p.ip6->daddr);
 	else
-		return sl_drop(skb, SL_DROP_TUNNEL_KEY); /* no remote node for non-IP */
+		return sl_drop(skb, SL_DROP_NO_ROUTE); /* no remote node for non-IP */
 
 	cfg = sl_get_config();
 	if (!cfg)
 		return sl_drop(skb, SL_DROP_NO_CONFIG);
 	rt = sl_route_lookup(&dst);
-	if (!rt)
-		return sl_drop(skb, SL_DROP_TUNNEL_KEY);
+	if (!rt) {
+		if (sl_link_scope_dst(&p)) {
+			sl_count(SL_CNT_LINK_SCOPE, skb->len);
+			return TC_ACT_SHOT;
+		}
+		return sl_drop(skb, SL_DROP_NO_ROUTE);
+	}
 	sl_record_stack_flow(skb, &p, cfg);
 	err = sl_set_tunnel(skb, rt, cfg);
 	if (err)

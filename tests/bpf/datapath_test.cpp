@@ -619,7 +619,64 @@ TEST_F(DatapathTest, StackTrafficWithoutARemoteNodeIsDroppedAtTheOverlay) {
   s.dst = "10.244.9.9";
   auto r = toOverlay(ip4Frame(Mac{0x02, 0xcc, 0, 0, 0, 1}, Mac{0x02, 0xdd, 0, 0, 0, 1}, s));
   EXPECT_EQ(r.retval, TC_ACT_SHOT);
-  expectOnlyCounter(SL_CNT_DROP(SL_DROP_TUNNEL_KEY));
+  expectOnlyCounter(SL_CNT_DROP(SL_DROP_NO_ROUTE));
+}
+
+// What the stack sends on sluice_vxlan by itself: with IPv6 forwarding on, the device joins the
+// all-routers groups and reports them (MLDv2, hop-by-hop router alert, from :: to ff02::16).
+// Link-scope destinations have no peer on the overlay: discarded and counted apart from drops, so
+// an idle node's drop counters stay zero. Wider multicast, like any address no node owns, is a drop.
+TEST_F(DatapathTest, LinkScopeMulticastOnTheOverlayIsDiscardedNotDropped) {
+  const Mac mcast6{0x33, 0x33, 0, 0, 0, 0x16};
+  const Mac src{0x02, 0xcc, 0, 0, 0, 1};
+  Ip6Spec mld;
+  mld.src = "::";
+  mld.dst = "ff02::16";
+  mld.hopLimit = 1;
+  mld.nextHeader = 58;
+  mld.payload = Bytes(48, 0);
+  mld.payload[0] = 143;  // MLDv2 report, two records (ff02::2, ff05::2)
+  for (const auto& dst : {"ff02::16", "ff01::2", "ff02::1:ff00:1"}) {
+    mld.dst = dst;
+    before_ = counters();
+    auto r = toOverlay(ip6Frame(mcast6, src, withExtension(mld, 0)));
+    EXPECT_EQ(r.retval, TC_ACT_SHOT) << dst;
+    expectOnlyCounter(SL_CNT_LINK_SCOPE);
+  }
+  for (const auto& dst : {"224.0.0.22", "224.0.0.251", "255.255.255.255"}) {
+    Ip4Spec s;
+    s.src = "198.18.0.1";
+    s.dst = dst;
+    before_ = counters();
+    EXPECT_EQ(toOverlay(ip4Frame(Mac{0x01, 0, 0x5e, 0, 0, 0x16}, src, s)).retval, TC_ACT_SHOT) << dst;
+    expectOnlyCounter(SL_CNT_LINK_SCOPE);
+  }
+  struct Wider {
+    bool v6;
+    const char* dst;
+  };
+  for (const auto& w : {Wider{true, "ff05::2"}, Wider{true, "ff0e::1"}, Wider{false, "224.0.1.1"},
+                        Wider{false, "239.1.1.1"}}) {
+    before_ = counters();
+    RunResult r;
+    if (w.v6) {
+      Ip6Spec s;
+      s.src = "fd00:10:244:1::";
+      s.dst = w.dst;
+      r = toOverlay(ip6Frame(mcast6, src, s));
+    } else {
+      Ip4Spec s;
+      s.src = "198.18.0.1";
+      s.dst = w.dst;
+      r = toOverlay(ip4Frame(Mac{0x01, 0, 0x5e, 0, 0, 1}, src, s));
+    }
+    EXPECT_EQ(r.retval, TC_ACT_SHOT) << w.dst;
+    expectOnlyCounter(SL_CNT_DROP(SL_DROP_NO_ROUTE));
+  }
+  before_ = counters();
+  EXPECT_EQ(toOverlay(arpRequest(src, "198.18.0.1", "198.18.0.2")).retval, TC_ACT_SHOT)
+      << "non-IP: no node to send it to";
+  expectOnlyCounter(SL_CNT_DROP(SL_DROP_NO_ROUTE));
 }
 
 }  // namespace

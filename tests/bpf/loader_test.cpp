@@ -190,7 +190,8 @@ TEST_F(LoaderTest, TcAttachReplaceQueryDetach) {
 
 TEST_F(LoaderTest, CounterNamesCoverEveryVerdictAndDropReason) {
   for (int id : {SL_CNT_REDIRECT_LOCAL, SL_CNT_ENCAP, SL_CNT_DECAP, SL_CNT_TO_STACK, SL_CNT_NATIVE,
-                 SL_CNT_TO_STACK_NAT, SL_CNT_NATIVE_IN, SL_CNT_ENCAP_DIRECT, SL_CNT_DECAP_DIRECT})
+                 SL_CNT_TO_STACK_NAT, SL_CNT_NATIVE_IN, SL_CNT_ENCAP_DIRECT, SL_CNT_DECAP_DIRECT,
+                 SL_CNT_LINK_SCOPE})
     EXPECT_NE(bpf::counterName(id), nullptr) << id;
   for (int r = 1; r <= SL_DROP_MAX_REASON; ++r) {
     EXPECT_NE(bpf::dropReasonName(-r), nullptr) << r;

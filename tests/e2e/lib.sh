@@ -109,6 +109,14 @@ group, key = ("drops", name[5:]) if name.startswith("drop:") else ("verdicts", n
 print(d[group][key]["packets"])' "$2"
 }
 
+# drops <node>: "<reason>=<packets> ..." for every drop reason the node counted, empty if none.
+drops() {
+  agent_cli counters "$1" -o json |
+    python3 -c 'import json,sys
+d = json.load(sys.stdin)["drops"]
+print(" ".join("%s=%d" % (k, v["packets"]) for k, v in sorted(d.items()) if v["packets"]))'
+}
+
 # ping_ok <netns> <address> [count]: every echo answered; several go 50 ms apart (what the
 # checks count is packets, and ping's default second between them was most of e2e's time).
 ping_ok() { ip netns exec "$1" ping -c "${3:-1}" -i 0.05 -W 2 -q "$2" >/dev/null 2>&1; }

@@ -165,6 +165,8 @@ enum sl_counter_id {
 	SL_CNT_NATIVE_IN = 6,	   /* from the underlay into a local pod (native routing) */
 	SL_CNT_ENCAP_DIRECT = 7,   /* VXLAN headers pushed in BPF, bpf_redirect_neigh to the underlay */
 	SL_CNT_DECAP_DIRECT = 8,   /* VXLAN stripped at the underlay's ingress, into a local pod */
+	SL_CNT_LINK_SCOPE = 9,	   /* link-scope multicast/broadcast the stack sent on sluice_vxlan
+				    * (its own MLD reports): the overlay has no link peers, discarded */
 	SL_CNT_DROP_BASE = 16,
 	SL_CNT_MAX = 64,
 };
@@ -179,7 +181,8 @@ enum sl_drop_reason {
 	SL_DROP_TUNNEL_KEY = -6, /* bpf_skb_set_tunnel_key failed */
 	SL_DROP_REDIRECT = -7,	 /* a redirect helper refused */
 	SL_DROP_FRAG_NEEDED = -8,
-	SL_DROP_MAX_REASON = 8,
+	SL_DROP_NO_ROUTE = -9, /* stack traffic on sluice_vxlan for an address no node owns */
+	SL_DROP_MAX_REASON = 9,
 };
 
 #define SL_CNT_DROP(reason) (SL_CNT_DROP_BASE + (-(reason)))

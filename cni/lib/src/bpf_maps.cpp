@@ -96,6 +96,7 @@ const char* counterName(int counterId) {
     case SL_CNT_NATIVE_IN: return "native_in";
     case SL_CNT_ENCAP_DIRECT: return "encap_direct";
     case SL_CNT_DECAP_DIRECT: return "decap_direct";
+    case SL_CNT_LINK_SCOPE: return "link_scope";
     default: break;
   }
   if (counterId > SL_CNT_DROP_BASE && counterId <= static_cast<int>(SL_CNT_DROP_BASE) + static_cast<int>(SL_DROP_MAX_REASON))
@@ -113,6 +114,7 @@ const char* dropReasonName(int reason) {
     case SL_DROP_TUNNEL_KEY: return "tunnel_key";
     case SL_DROP_REDIRECT: return "redirect_failed";
     case SL_DROP_FRAG_NEEDED: return "frag_needed";
+    case SL_DROP_NO_ROUTE: return "no_route";
     default: return nullptr;
   }
 }
