@@ -3,7 +3,8 @@
 # The statistics and the RR slicing of hack/bench/lib.sh, on known inputs: the benchmarks'
 # tables are only as true as these. bench_rr (sockperf in namespaces) is replaced by a stub
 # that answers from a table, so bench_rr_round's turn order, per-round medians and the slice
-# files bench_paired_ratio pairs are checked without a network.
+# files bench_paired_ratio pairs are checked without a network; bench_bpf_cost's arithmetic on
+# stubbed bpftool snapshots.
 # shellcheck disable=SC2034 # CLIENT, SERVER and IP are read through bench_round's namerefs
 set -euo pipefail
 # shellcheck source=hack/bench/lib.sh
@@ -78,6 +79,47 @@ expect "a failed throughput run fails the round" \
 printf 'nan nan\n' >"$out/none.rr-slices"
 head -n1 "$out/bare.rr-slices" >"$out/one.rr-slices"
 expect "paired ratio with nothing to pair" "$(bench_paired_ratio "$out" none one)" nan
+
+# bench_bpf_cost: bpftool, sysctl and the CPU clock replaced by stubs. Two nodes' sl_from_pod
+# (ids 7 and 9) ran 300 times in 90000 ns between the snapshots, sl_to_pod never ran (bpftool
+# leaves its fields out), a program of another name does not count; 1 s of busy CPU in between.
+bpftool() {
+  local n
+  n=$(wc -l <"$out/bpftool")
+  echo call >>"$out/bpftool"
+  if ((n == 0)); then
+    echo '[{"id":7,"name":"sl_from_pod","run_time_ns":1000,"run_cnt":10},{"id":8,"name":"sl_to_pod"},
+           {"id":9,"name":"sl_from_pod","run_time_ns":500,"run_cnt":5},{"id":3,"name":"other","run_time_ns":1,"run_cnt":1}]'
+  else
+    echo '[{"id":7,"name":"sl_from_pod","run_time_ns":61000,"run_cnt":210},{"id":8,"name":"sl_to_pod"},
+           {"id":9,"name":"sl_from_pod","run_time_ns":30500,"run_cnt":105},{"id":3,"name":"other","run_time_ns":9e9,"run_cnt":9},
+           {"id":12,"name":"sl_from_pod","run_time_ns":0,"run_cnt":0}]'
+  fi
+}
+sysctl() {
+  if [[ $1 == -n ]]; then echo 0; else echo "$2" >>"$out/sysctl"; fi
+}
+ticks=("$((1000 * $(getconf CLK_TCK)))" "$((1001 * $(getconf CLK_TCK)))")
+bench_cpu_ticks() { echo "${ticks[$(wc -l <"$out/ticks")]}"; echo t >>"$out/ticks"; }
+: >"$out/bpftool"
+: >"$out/ticks"
+workload() { echo "workload output is not the table's"; grep -c kernel.bpf_stats_enabled=1 "$out/sysctl" >"$out/during"; }
+expect "bpf cost per program name, over the nodes' programs" \
+  "$(bench_bpf_cost sl_from_pod,sl_to_pod -- workload)" "sl_from_pod 300 300 0.01
+sl_to_pod 0 nan 0.00"
+expect "statistics on while the command runs, back to what they were after" \
+  "$(cat "$out/during") $(tr '\n' ' ' <"$out/sysctl")" "1 kernel.bpf_stats_enabled=1 kernel.bpf_stats_enabled=0 "
+: >"$out/bpftool"
+: >"$out/ticks"
+bench_bpf_cost sl_from_pod,sl_to_pod -- workload >"$out/cost"
+expect "the table leaves out programs that did not run" \
+  "$(bench_bpf_cost_table Sluice RR "$out/cost" | tail -n +5 | tr -s ' ')" "Sluice RR sl_from_pod 300 300 0.01%"
+: >"$out/bpftool"
+: >"$out/ticks"
+failing() { return 3; }
+expect "a failing command fails bench_bpf_cost, the statistics restored" \
+  "$(bench_bpf_cost sl_from_pod -- failing 2>/dev/null && echo passed || echo "failed $?") $(tail -n1 "$out/sysctl")" \
+  "failed 3 kernel.bpf_stats_enabled=0"
 
 ((fails == 0)) || { echo "$fails check(s) failed"; exit 1; }
 echo "all bench lib checks passed"

@@ -11,6 +11,8 @@
 # ping-pong, client and server busy-polling, in slices taken in turn), and the ratios to the
 # underlay, also as paired ratios (the median over slices of the ratio to the other setup's
 # slice of the same turn, bench_paired_ratio in lib.sh; with --tput-slices for throughput too).
+# Then what each of Sluice's programs costs per packet (kernel BPF statistics, in one more run of
+# each test outside the rounds, summed over both nodes).
 #
 # With --native, a second Sluice cluster in native routing mode (no encapsulation,
 # bpf_redirect_neigh over the L2-adjacent underlay) joins as one more setup. With
@@ -54,6 +56,7 @@ RESULTS=$(mktemp -d)
 NATIVE_PREFIX=slbn$$
 BASELINE_PREFIX=slbb$$
 cleanup() {
+  bench_bpf_stats_restore
   bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true
   SLUICE_CLUSTER_PREFIX=$NATIVE_PREFIX bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true
   SLUICE_CLUSTER_PREFIX=$BASELINE_PREFIX bash "$REPO/hack/cluster.sh" down >/dev/null 2>&1 || true
@@ -139,6 +142,22 @@ for ((r = 1; r <= ROUNDS; r++)); do
   bench_tput_round "$RESULTS" tput4 5301 "$DURATION" 4 CLIENT SERVER SERVER_IP "${SETUPS[@]}"
   bench_rr_round "$RESULTS" 5302 "$DURATION" CLIENT SERVER SERVER_IP "${SETUPS[@]}"
 done
+# What Sluice's programs cost per packet on each node: one more run of each test, outside the rounds.
+BPF_SETUPS=(sluice)
+((NATIVE)) && BPF_SETUPS+=(native)
+declare -A PROGS=([sluice]="sl_from_pod,sl_from_tunnel,sl_to_pod,sl_from_overlay,sl_to_overlay"
+  [native]="sl_from_pod,sl_from_native,sl_to_native,sl_to_pod")
+if ((ROUNDS > 0)); then
+  echo "BPF cost: one more run of each test with BPF statistics on" >&2
+  for s in "${BPF_SETUPS[@]}"; do
+    bench_bpf_cost "${PROGS[$s]}" -- bench_tput "${CLIENT[$s]}" "${SERVER[$s]}" "${SERVER_IP[$s]}" 5301 "$DURATION" 1 \
+      >"$RESULTS/$s.tput1.bpf"
+    bench_bpf_cost "${PROGS[$s]}" -- bench_tput "${CLIENT[$s]}" "${SERVER[$s]}" "${SERVER_IP[$s]}" 5301 "$DURATION" 4 \
+      >"$RESULTS/$s.tput4.bpf"
+    bench_bpf_cost "${PROGS[$s]}" -- bench_rr "${CLIENT[$s]}" "${SERVER[$s]}" "${SERVER_IP[$s]}" 5302 "$DURATION" \
+      >"$RESULTS/$s.rr.bpf"
+  done
+fi
 
 python3 - "$RESULTS" <<'PY'
 import os, statistics, sys
@@ -193,3 +212,13 @@ if os.path.exists(os.path.join(d, "baseline.tput1")):
           f"4 streams {med('sluice','tput4',1)/med('baseline','tput4',1):.2f}x, RTT {med('sluice','rr')/med('baseline','rr'):.2f}x "
           f"(paired slices {paired('sluice', 'baseline'):.2f}x)")
 PY
+if ((ROUNDS > 0)); then
+  declare -A BPF_LABEL=([sluice]="Sluice" [native]="Sluice native routing")
+  rows=()
+  for s in "${BPF_SETUPS[@]}"; do
+    rows+=("${BPF_LABEL[$s]}" "TCP 1 stream" "$RESULTS/$s.tput1.bpf" "${BPF_LABEL[$s]}" "TCP 4 streams" "$RESULTS/$s.tput4.bpf"
+      "${BPF_LABEL[$s]}" "RR" "$RESULTS/$s.rr.bpf")
+  done
+  echo
+  bench_bpf_cost_table "${rows[@]}"
+fi

@@ -167,6 +167,68 @@ bench_paired_ratio() {
     awk '$1 == "nan" { print; next } { printf "%.2f\n", $1 }'
 }
 
+# bench_bpf_prog_stats -> "ID NAME RUN_TIME_NS RUN_CNT" per loaded BPF program (the kernel counts
+# only while kernel.bpf_stats_enabled is on; bpftool leaves the fields out until a program ran).
+bench_bpf_prog_stats() {
+  bpftool -j prog show | python3 -c 'import json, sys
+for p in json.load(sys.stdin):
+    print(p["id"], p.get("name") or "-", p.get("run_time_ns", 0), p.get("run_cnt", 0))'
+}
+
+# bench_bpf_cost NAMES -- COMMAND...: runs COMMAND once (its output discarded) with the kernel's
+# BPF run-time statistics on, and prints "NAME RUNS NS_PER_RUN PCT" for each program name in NAMES
+# (comma-separated), summed over every program of that name (one per node): how often it ran,
+# what one run cost, and its share of the machine's busy CPU time over the run ("0 nan 0.00" if
+# it never ran). kernel.bpf_stats_enabled goes back to what it was (bench_bpf_stats_restore, for
+# an interrupted run's trap). The statistics' two clock reads per run are in every figure (a
+# program that does nothing shows what they cost): keep such a run out of any comparison.
+BENCH_BPF_STATS_PREV=
+bench_bpf_cost() {
+  local names=$1 before after c0 c1 rc=0
+  shift 2
+  BENCH_BPF_STATS_PREV=$(sysctl -n kernel.bpf_stats_enabled)
+  sysctl -qw kernel.bpf_stats_enabled=1
+  before=$(bench_bpf_prog_stats)
+  c0=$(bench_cpu_ticks)
+  "$@" >/dev/null || rc=$?
+  c1=$(bench_cpu_ticks)
+  after=$(bench_bpf_prog_stats)
+  bench_bpf_stats_restore
+  ((rc == 0)) || { echo "bench: $* failed under BPF statistics" >&2; return "$rc"; }
+  awk -v names="$names" -v busy_ns="$(awk -v a="$c0" -v b="$c1" -v hz="$(getconf CLK_TCK)" 'BEGIN { print (b - a) / hz * 1e9 }')" '
+    NR == FNR { t[$1] = $3; c[$1] = $4; next }
+    { dt[$2] += $3 - t[$1]; dc[$2] += $4 - c[$1] }
+    END {
+      n = split(names, want, ",")
+      for (i = 1; i <= n; i++) {
+        w = want[i]
+        pct = busy_ns > 0 ? 100 * dt[w] / busy_ns : 0
+        if (dc[w] > 0) printf "%s %d %.0f %.2f\n", w, dc[w], dt[w] / dc[w], pct
+        else printf "%s 0 nan 0.00\n", w
+      }
+    }' <(printf '%s\n' "$before") <(printf '%s\n' "$after")
+}
+bench_bpf_stats_restore() {
+  [[ -z $BENCH_BPF_STATS_PREV ]] || sysctl -qw kernel.bpf_stats_enabled="$BENCH_BPF_STATS_PREV"
+  BENCH_BPF_STATS_PREV=
+}
+
+# bench_bpf_cost_table (SETUP_LABEL TEST FILE)...: bench_bpf_cost's output files as one table.
+bench_bpf_cost_table() {
+  echo "BPF programs' own cost: one extra run of each test with the kernel's BPF statistics on, kept out"
+  echo "of the figures above; ns/run includes the statistics' own two clock reads per run (programs"
+  echo "that did not run are left out):"
+  printf '%-24s %-16s %-16s %10s %8s %s\n' "setup" "test" "program" "runs" "ns/run" "share of busy CPU"
+  local name runs ns pct
+  while (($# >= 3)); do
+    while read -r name runs ns pct; do
+      ((runs > 0)) || continue
+      printf '%-24s %-16s %-16s %10s %8s %s%%\n' "$1" "$2" "$name" "$runs" "$ns" "$pct"
+    done <"$3"
+    shift 3
+  done
+}
+
 # bench_kill_netns_procs NETNS: SIGKILLs every process living in NETNS.
 bench_kill_netns_procs() {
   ip netns pids "$1" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true

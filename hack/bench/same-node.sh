@@ -12,7 +12,8 @@
 # RTT (sockperf ping-pong, client and server busy-polling, in slices taken in turn; median of
 # per-round medians, per-round ratios, and the paired ratio: the median over all slices of the
 # ratio to the bare pair's slice of the same turn), and ADD/DEL latency (median, p99) over --pods
-# pods for Sluice vs ptp.
+# pods for Sluice vs ptp. Then what Sluice's programs and the floor's cost per packet (kernel BPF
+# statistics, in one more run of each test outside the rounds).
 #
 # Usage: sudo hack/bench/same-node.sh [--build-dir DIR] [--rounds N] [--duration S] [--pods N] [--mtu M]
 #                                     [--rr-slices N (per round, default 5)]
@@ -62,6 +63,7 @@ mkdir -p "$BPF" "$RES" "$WORK/sluice-state" "$WORK/host-local"
 
 cleanup() {
   set +e
+  bench_bpf_stats_restore
   local ns
   for ns in $(ip netns list | awk '{print $1}' | grep "^$P-"); do
     bench_kill_netns_procs "$ns"
@@ -198,6 +200,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
   bench_tput_round "$RES" tput 5201 "$DURATION" 1 CLIENT SERVER SERVER_IP "${SETUPS[@]}"
   bench_rr_round "$RES" 5302 "$DURATION" CLIENT SERVER SERVER_IP "${SETUPS[@]}"
 done
+# What Sluice's programs cost per packet, beside the floor's one-call program (nearly all of whose
+# figure is the statistics' own cost): a throughput and an RR run of each, outside the rounds.
+declare -A PROGS=([sluice]="sl_from_pod,sl_to_pod" [floor]=floor_redirect)
+if ((ROUNDS > 0)); then
+  echo "BPF cost: one more throughput and RR run of Sluice and the floor with BPF statistics on" >&2
+  for s in sluice floor; do
+    bench_bpf_cost "${PROGS[$s]}" -- bench_tput "${CLIENT[$s]}" "${SERVER[$s]}" "${SERVER_IP[$s]}" 5201 "$DURATION" 1 \
+      >"$RES/$s.tput.bpf"
+    bench_bpf_cost "${PROGS[$s]}" -- bench_rr "${CLIENT[$s]}" "${SERVER[$s]}" "${SERVER_IP[$s]}" 5302 "$DURATION" \
+      >"$RES/$s.rr.bpf"
+  done
+fi
 
 # ---- ADD/DEL latency: Sluice vs ptp, interleaved pod by pod ----
 # Timed like a runtime pays it: from the host namespace, spawn the plugin as Go's os/exec does
@@ -244,6 +258,9 @@ if ((ROUNDS > 0)); then  # --rounds 0: ADD/DEL latency only
   for s in "${SETUPS[@]}"; do
     printf '%-24s %s  [%s]\n' "${LABEL[$s]}" "$(bench_fmt_range "$RES/$s.tput" 2)" "$(col "$RES/$s.tput" 2 | tr '\n' ' ')"
   done
+  echo
+  bench_bpf_cost_table "${LABEL[sluice]}" "TCP 1 stream" "$RES/sluice.tput.bpf" "${LABEL[sluice]}" "RR" "$RES/sluice.rr.bpf" \
+    "${LABEL[floor]}" "TCP 1 stream" "$RES/floor.tput.bpf" "${LABEL[floor]}" "RR" "$RES/floor.rr.bpf"
   echo
 fi
 echo "ADD/DEL latency over $PODS pods (ms, vfork + exec of the plugin from the host namespace + its work; 'first/last 10': ADD median with 0-9 / $((PODS - 10))-$((PODS - 1)) pods already present):"
