@@ -87,21 +87,6 @@ int sl_from_tunnel(struct __sk_buff *skb)
 	return sl_vxlan_decap(skb, &p, ep);
 }
 
-/*
- * Link-scope destinations: IPv4 224.0.0.0/24 and the limited broadcast, IPv6 multicast of
- * interface- or link-local scope. The stack sends such packets on any up device, sluice_vxlan
- * included: with IPv6 forwarding on, it joins the all-routers groups and reports them in MLD
- * (to ff02::16) whatever the device's NOARP. The overlay has no link peers to carry them to.
- */
-static __always_inline int sl_link_scope_dst(const struct sl_pkt *p)
-{
-	if (p->ip4)
-		return (p->ip4->daddr & bpf_htonl(0xffffff00)) == bpf_htonl(0xe0000000) ||
-		       p->ip4->daddr == 0xffffffff;
-	return p->ip6 && p->ip6->daddr.in6_u.u6_addr8[0] == 0xff &&
-	       (p->ip6->daddr.in6_u.u6_addr8[1] & 0x0f) <= 2;
-}
-
 SEC("tc")
 int sl_to_overlay(struct __sk_buff *skb)
 {
@@ -134,10 +119,8 @@ int sl_to_overlay(struct __sk_buff *skb)
 		return sl_drop(skb, SL_DROP_NO_CONFIG);
 	rt = sl_route_lookup(&dst);
 	if (!rt) {
-		if (sl_link_scope_dst(&p)) {
-			sl_count(SL_CNT_LINK_SCOPE, skb->len);
-			return TC_ACT_SHOT;
-		}
+		if (sl_link_scope_dst(&p))
+			return sl_discard_link_scope(skb);
 		return sl_drop(skb, SL_DROP_NO_ROUTE);
 	}
 	sl_record_stack_flow(skb, &p, cfg);

@@ -82,6 +82,14 @@ static __always_inline int sl_drop(struct __sk_buff *skb, int reason)
 	return TC_ACT_SHOT;
 }
 
+/* Link-scope multicast or broadcast on the overlay, which has no link peers to carry it to:
+ * discarded, and counted apart from the drops (the stack's own MLD reports are no fault). */
+static __always_inline int sl_discard_link_scope(struct __sk_buff *skb)
+{
+	sl_count(SL_CNT_LINK_SCOPE, skb->len);
+	return TC_ACT_SHOT;
+}
+
 static __always_inline int sl_to_stack(struct __sk_buff *skb)
 {
 	sl_count(SL_CNT_TO_STACK, skb->len);

@@ -113,6 +113,21 @@ static __always_inline int sl_ip6_is_local_scope(const struct in6_addr *a)
 		a->in6_u.u6_addr32[3]) == 0;
 }
 
+/*
+ * Link-scope destinations: IPv4 224.0.0.0/24 and the limited broadcast, IPv6 multicast of
+ * interface- or link-local scope. The stack sends such packets on any up device, sluice_vxlan
+ * included: with IPv6 forwarding on, it joins the all-routers groups and reports them in MLD
+ * (to ff02::16) whatever the device's NOARP.
+ */
+static __always_inline int sl_link_scope_dst(const struct sl_pkt *p)
+{
+	if (p->ip4)
+		return (p->ip4->daddr & bpf_htonl(0xffffff00)) == bpf_htonl(0xe0000000) ||
+		       p->ip4->daddr == 0xffffffff;
+	return p->ip6 && p->ip6->daddr.in6_u.u6_addr8[0] == 0xff &&
+	       (p->ip6->daddr.in6_u.u6_addr8[1] & 0x0f) <= 2;
+}
+
 static __always_inline int sl_ip6_nonzero(const __u32 *a)
 {
 	return (a[0] | a[1] | a[2] | a[3]) != 0;
