@@ -63,8 +63,9 @@ check "pod -> another node" ping_ok "$(pns 2 1)" "$(node_ip 3)"
 # Bring-up and everything above are traffic the datapath should carry or hand on: not one drop,
 # including the MLD reports the stack sends on sluice_vxlan (link_scope, a verdict of their own).
 for n in 1 2 3; do
-  check "node-$n dropped nothing so far (${SLUICE_MODE} mode; link_scope $(counter "$n" link_scope)) $(drops "$n")" \
-    test -z "$(drops "$n")"
+  dropped=$(drops "$n")
+  check "node-$n dropped nothing so far (${SLUICE_MODE} mode; link_scope $(counter "$n" link_scope)) $dropped" \
+    test -z "$dropped"
 done
 
 # Cross-node packets travel as VXLAN (UDP 8472) on the underlay, carrying the pod addresses.
