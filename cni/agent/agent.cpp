@@ -13,6 +13,7 @@
 #include "conflist.h"
 #include "datapath_setup.h"
 #include "gc.h"
+#include "instance_lock.h"
 #include "metrics.h"
 #include "source_factory.h"
 #include "state_file.h"
@@ -72,6 +73,24 @@ int Agent::run() {
   sigaddset(&sigs, SIGINT);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+
+  // A second agent beside a running one waits for it to exit before it touches anything
+  // (instance_lock.h); SIGTERM/SIGINT while it waits end it, untouched.
+  bool stopped = false;
+  auto lock = InstanceLock::acquire(opts_.stateDir, [&] {
+    timespec wait{0, 200'000'000};
+    const int sig = sigtimedwait(&sigs, nullptr, &wait);
+    stopped = sig == SIGTERM || sig == SIGINT;
+    return !stopped;
+  });
+  if (!lock.ok()) {
+    spdlog::error("start-up failed: {}", lock.error().describe());
+    return 1;
+  }
+  if (stopped) {
+    spdlog::info("stopped while waiting for the other agent: nothing was touched");
+    return 0;
+  }
 
   if (auto st = start(); !st.ok()) {
     spdlog::error("start-up failed: {}", st.error().describe());

@@ -3,7 +3,6 @@
 
 #include <net/if.h>
 #include <sys/stat.h>
-#include <signal.h>
 
 #include <algorithm>
 #include <iomanip>
@@ -13,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "conflist.h"
+#include "instance_lock.h"
 #include "reconcile.h"
 #include "sluice/bpf/datapath.h"
 #include "sluice/bpf/maps.h"
@@ -82,11 +82,17 @@ int status(const AgentOptions& o, std::ostream& out, std::ostream& err) {
   j["bpfRoot"] = o.bpfRoot;
   j["datapathLoaded"] = maps.ok();
   if (!maps.ok()) j["datapathError"] = maps.error().describe();
-  bool agentRunning = state.ok() && state->pid > 0 && ::kill(state->pid, 0) == 0;
+  // Whether an agent runs: one holds the state dir's lock. Its pid, like the state file's, is
+  // the one it has in its own PID namespace, whatever this one's; the state file is its own
+  // once it has written it (until then a new agent finds its predecessor's).
+  const auto holder = InstanceLock::holder(o.stateDir);
+  const bool agentRunning = holder.has_value();
+  const int agentPid = agentRunning ? *holder : (state.ok() ? state->pid : 0);
+  const bool agentReady = state.ok() && state->ready && agentRunning && state->pid == *holder;
   if (state.ok()) {
     j["node"] = {{"name", state->nodeName}, {"ip", state->nodeIp}, {"podCIDRs", state->podCIDRs},
                  {"underlay", state->underlay}, {"mtu", state->mtu}};
-    j["agent"] = {{"pid", state->pid}, {"running", agentRunning}, {"ready", state->ready && agentRunning},
+    j["agent"] = {{"pid", agentPid}, {"running", agentRunning}, {"ready", agentReady},
                   {"version", state->version}, {"nodes", state->nodes.size()}};
   }
   const std::string conflist = o.cniConfDir + "/" + kConflistName;
@@ -134,8 +140,8 @@ int status(const AgentOptions& o, std::ostream& out, std::ostream& err) {
   out << "Datapath:   " << (maps.ok() ? "loaded" : "NOT LOADED") << " (" << o.bpfRoot << ")\n";
   if (!maps.ok()) out << "            " << maps.error().describe() << "\n";
   if (state.ok()) {
-    out << "Agent:      " << (agentRunning ? "running" : "not running") << " (pid " << state->pid << ", "
-        << state->version << ")" << (state->ready && agentRunning ? ", ready" : "") << "\n";
+    out << "Agent:      " << (agentRunning ? "running" : "not running") << " (pid " << agentPid << ", "
+        << state->version << ")" << (agentReady ? ", ready" : "") << "\n";
     out << "Node:       " << state->nodeName << " " << state->nodeIp << " pod CIDRs ";
     for (size_t i = 0; i < state->podCIDRs.size(); ++i) out << (i ? "," : "") << state->podCIDRs[i];
     out << " (" << state->nodes.size() << " nodes known)\n";

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // sluice-agent: the DaemonSet agent, its --load-only init step and the inspection CLI.
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -13,6 +15,7 @@
 #include "conflist.h"
 #include "datapath_setup.h"
 #include "flags.h"
+#include "instance_lock.h"
 #include "sluice/log.h"
 #include "uninstall.h"
 
@@ -27,6 +30,12 @@ int fail(const sluice::Error& e) {
 }
 
 int loadOnly(const AgentOptions& o) {
+  // Like the daemon, after any agent still running on the node (instance_lock.h).
+  auto lock = sluice::agent::InstanceLock::acquire(o.stateDir, [] {
+    ::usleep(200'000);
+    return true;
+  });
+  if (!lock.ok()) return fail(lock.error());
   if (!o.installCniBin.empty()) {
     if (auto st = sluice::agent::installCniBinary(o.installCniBin, o.cniBinDir); !st.ok()) return fail(st.error());
   }

@@ -2,47 +2,24 @@
 #include "uninstall.h"
 
 #include <net/if.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "conflist.h"
+#include "instance_lock.h"
 #include "kernel_routes.h"
 #include "masquerade.h"
 #include "nl.h"
 #include "node_setup.h"
 #include "sluice/bpf/maps.h"
-#include "state_file.h"
 #include "vxlan.h"
 
 namespace sluice::agent {
 namespace {
-
-// The agent recorded in the state file, if that pid is still a running sluice-agent: not one
-// that has exited and waits to be reaped (a zombie, which its parent, often init, may leave for
-// seconds), and not a recycled pid.
-std::optional<int> runningAgent(const std::string& stateDir) {
-  auto st = readAgentState(stateDir);
-  if (!st.ok() || st->pid <= 0 || st->pid == static_cast<int>(::getpid())) return std::nullopt;
-  const std::string proc = "/proc/" + std::to_string(st->pid);
-  std::ifstream statFile(proc + "/stat");
-  std::string stat;
-  std::getline(statFile, stat);
-  const size_t paren = stat.rfind(')');  // "pid (comm) state ...", comm may hold anything
-  if (paren == std::string::npos || paren + 2 >= stat.size()) return std::nullopt;
-  const char state = stat[paren + 2];
-  if (state == 'Z' || state == 'X') return std::nullopt;
-  std::ifstream comm(proc + "/comm");
-  std::string name;
-  std::getline(comm, name);
-  if (name.rfind("sluice-agent", 0) != 0) return std::nullopt;
-  return st->pid;
-}
 
 Result<bool> removeFile(const std::string& path) {
   if (::unlink(path.c_str()) == 0) return true;
@@ -84,9 +61,12 @@ Result<int> removePins(const std::string& root) {
 }  // namespace
 
 Result<UninstallReport> uninstallNode(const AgentOptions& o) {
-  if (auto pid = runningAgent(o.stateDir))
+  // Held to the end, so no agent starts midway (instance_lock.h).
+  int holder = 0;
+  SL_ASSIGN_OR_RETURN(auto lock, InstanceLock::tryAcquire(o.stateDir, &holder));
+  if (!lock)
     return Error(CniCode::kInvalidConfig,
-                 "sluice-agent (pid " + std::to_string(*pid) +
+                 "sluice-agent (pid " + std::to_string(holder) +
                      ") is still running and would reinstall everything: stop it first");
   UninstallReport r;
   // The conflist first: from here on the runtime no longer hands pods to Sluice.

@@ -24,8 +24,8 @@ struct UninstallReport {
   int endpointsLeft = 0;  // pods still plumbed (their veths keep the program until DEL)
 };
 
-// Refuses (kInvalidConfig) while the agent recorded in --state-dir is still running: it would
-// put everything back within a second.
+// Refuses (kInvalidConfig) while an agent holds --state-dir's instance lock (instance_lock.h):
+// it would put everything back within a second. Holds that lock itself until it returns.
 Result<UninstallReport> uninstallNode(const AgentOptions& opts);
 
 // The subcommand: a line per step on `out` (JSON with -o json); returns the exit code.

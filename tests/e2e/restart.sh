@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Restarting every agent under a running TCP stream and a 100 ms ping train loses no
-# connection and no ping: the pinned datapath keeps forwarding while the agents are down. Then
-# the same under an upgrade to a build whose BPF programs differ and the rollback from it:
+# connection and no ping: the pinned datapath keeps forwarding while the agents are down. A second
+# agent started beside a running one waits for it (the instance lock) and takes over when it exits.
+# Then the same under an upgrade to a build whose BPF programs differ and the rollback from it:
 # every hook of every node swaps to the new build's programs, atomically (the underlay's
 # programs too).
 source "$(dirname "$0")/lib.sh"
@@ -94,16 +95,18 @@ snapshot() {
   done
 }
 # Each hook runs exactly the newly pinned program (one filter, no gap left by a detach), which
-# replaced the one running before; with $1 = other-build, its tag differs too.
+# replaced the one running before; with $1 = other-build, its tag differs too. On the nodes
+# given after it (default: both).
 check_swapped() {
-  local node line hook now want tag
-  for node in 1 2; do
+  local node line hook now want tag mode=$1 nodes=("${@:2}")
+  ((${#nodes[@]})) || nodes=(1 2)
+  for node in "${nodes[@]}"; do
     while IFS= read -r line; do
       hook=${line%%=*} now=${line#*=}
       want=$(expected_prog "$node" "$hook")
       check "node-$node $hook: ${before[$node/$hook]} -> $now (pinned $want)" \
         test "$now" = "$want" -a "$now" != "${before[$node/$hook]}"
-      if [[ $1 == other-build ]]; then
+      if [[ $mode == other-build ]]; then
         tag=$(prog_tag "$now")
         check "node-$node $hook: tag ${before_tag[$node/$hook]} -> $tag" \
           test -n "$tag" -a -n "${before_tag[$node/$hook]}" -a "$tag" != "${before_tag[$node/$hook]}"
@@ -133,6 +136,52 @@ promises() {
   done
 }
 check "every pod's untranslated promise survived the restarts of the same build" promises held
+
+# 1b. A second agent started on node-1 beside the running one, with its very command line (a
+# DaemonSet rollout with maxSurge, an operator's shell): it waits for the running one to exit and
+# touches nothing meanwhile (the instance lock in the state dir); stopped while it waits, it
+# leaves as it came; once the running one exits, the waiting one takes over like any start.
+first=$(cat "$CROOT/n1/agent.pid")
+mapfile -d '' argv <"/proc/$first/cmdline"
+# second_agent <output file>: starts one more (its pid on stdout)
+second_agent() {
+  ip netns exec "$(nns 1)" setsid "${argv[@]}" </dev/null >>"$1" 2>&1 &
+  echo $!
+}
+gone() {  # gone <pid>: exited (a zombie left for init to reap counts)
+  local st
+  st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+  [[ -z $st || $st == [ZX] ]]
+}
+hooks_unchanged() {
+  local line
+  while IFS= read -r line; do
+    [[ ${before[1/${line%%=*}]} == "${line#*=}" ]] || return 1
+  done < <(node_hooks 1)
+}
+snapshot
+out=$CROOT/n1/agent-waiting.out
+waiting=$(second_agent "$out")
+check "a second agent on node-1 waits for the running one (pid $first)" \
+  within 5000 grep -q "another sluice-agent (pid $first) holds .*: waiting for it to exit" "$out"
+sleep 1
+check "... has touched no hook of node-1 a second later" hooks_unchanged
+alive() { ! gone "$1"; }
+check "... and the running agent runs on" alive "$first"
+kill -TERM "$waiting"
+check "a waiting agent stopped by SIGTERM exits" within 3000 gone "$waiting"
+check "... saying it touched nothing" grep -q "stopped while waiting for the other agent: nothing was touched" "$out"
+check "... and it did not" hooks_unchanged
+out=$CROOT/n1/agent-next.out
+next=$(second_agent "$out")
+check "another waits" within 5000 grep -q "waiting for it to exit" "$out"
+kill -TERM "$first"
+check "node-1's agent exited (SIGTERM)" within 5000 gone "$first"
+check "... and the waiting one took over its lock" within 5000 grep -q "took over .*/agent.lock" "$out"
+echo "$next" >"$CROOT/n1/agent.pid"  # node-1's agent from now on, for cluster.sh
+node1_ready() { agent_cli status 1 -o json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["agent"]["ready"] else 1)'; }
+check "... and is ready" within 10000 node1_ready
+check_swapped same-build 1
 
 # 2. An upgrade to a build whose programs differ (sluice-agent-next: the same sources compiled
 # for another BPF ISA, so other instructions and tags on the same pinned maps), then the

@@ -328,7 +328,7 @@ def check_rendering(tc, r, values, release="sluice", namespace="kube-system"):
         tc.assertEqual(c["imagePullPolicy"], img["pullPolicy"], c["name"])
 
     # Init steps: the datapath loader sees the bpffs Bidirectionally and gets the same
-    # datapath settings as the agent; the plugin installer writes into cniBinDir by rename.
+    # datapath settings and state dir as the agent; the plugin installer writes into cniBinDir by rename.
     loader = r.container("load-datapath", init=True)
     largs = args_map(loader["command"][1:])
     tc.assertEqual(loader["command"][:2], ["/usr/local/bin/sluice-agent", "--load-only"])
@@ -339,6 +339,12 @@ def check_rendering(tc, r, values, release="sluice", namespace="kube-system"):
     tc.assertIsNotNone(lm, "load-datapath has no bpffs mount")
     tc.assertEqual(lm.get("mountPropagation"), "Bidirectional")
     tc.assertEqual(bpf_mount["name"], lm["name"])
+    # ... and takes the agent's instance lock in the same host state dir, so that it waits for
+    # an agent still running on the node (a rollout with surge) instead of swapping under it.
+    tc.assertEqual(largs["--state-dir"], values["stateDir"])
+    sm = host_mount(loader, values["stateDir"])
+    tc.assertIsNotNone(sm, "load-datapath does not see the host's state dir")
+    tc.assertEqual(sm["mountPath"], values["stateDir"])
     installer = r.container("install-cni-bin", init=True)
     script = installer["command"][-1]
     tc.assertIn("mv -f", script)
