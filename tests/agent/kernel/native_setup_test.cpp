@@ -12,12 +12,11 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <string>
 
+#include "instance_lock.h"
 #include "node_setup.h"
-#include "state_file.h"
 #include "sluice/bpf/datapath.h"
 #include "sluice/bpf/tc.h"
 #include "uninstall.h"
@@ -208,9 +207,9 @@ TEST_F(NativeSetupTest, UninstallDetachesTheTunnelProgram) {
   EXPECT_EQ(ingressId(), 0u);
 }
 
-// The state file's agent is asked about before anything is removed: a running one would put it
-// all back. One that has exited is no obstacle even before its parent reaps it (a zombie keeps
-// its pid, comm and /proc entry; init may take seconds to reap an agent it inherited).
+// Whether an agent runs is asked before anything is removed: a running one would put it all back.
+// One that has exited is no obstacle even before its parent reaps it (init may take seconds to
+// reap an agent it inherited).
 TEST_F(NativeSetupTest, UninstallRefusesARunningAgentButNotOneThatHasExited) {
   auto dir = std::filesystem::temp_directory_path() / ("sluice-uninstall-agent-" + std::to_string(::getpid()));
   const AgentOptions u = uninstallOptions(dir);
@@ -225,32 +224,33 @@ TEST_F(NativeSetupTest, UninstallRefusesARunningAgentButNotOneThatHasExited) {
       std::filesystem::remove_all(dir);
     }
   } cleanup{dir};
+  // An agent as uninstall sees one: a process holding the state dir's instance lock (whose pid
+  // this process may not even see: the agent's container has a PID namespace of its own).
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    ::prctl(PR_SET_NAME, "sluice-agent");
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    auto lock = InstanceLock::tryAcquire(u.stateDir);
+    const char ok = lock.ok() && *lock ? '1' : '0';
+    (void)!::write(ready[1], &ok, 1);
     for (;;) ::pause();
   }
   cleanup.pid = pid;
-  // Its comm is set by the child itself: wait until it shows.
-  for (int i = 0; i < 200; ++i) {
-    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
-    std::string name;
-    std::getline(comm, name);
-    if (name == "sluice-agent") break;
-    ::usleep(5000);
-  }
-  AgentState st;
-  st.nodeName = "node-1";
-  st.pid = pid;
-  ASSERT_TRUE(writeAgentState(u.stateDir, st).ok());
+  ::close(ready[1]);
+  char ok = 0;
+  ASSERT_EQ(::read(ready[0], &ok, 1), 1);
+  ::close(ready[0]);
+  ASSERT_EQ(ok, '1');
   auto refused = uninstallNode(u);
   ASSERT_FALSE(refused.ok());
   EXPECT_NE(refused.error().message().find("still running"), std::string::npos) << refused.error().describe();
 
+  // Killed, not yet reaped (a zombie, as init may leave one for seconds): the lock went with it.
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
   siginfo_t info{};
-  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT), 0);  // a zombie now
+  ASSERT_EQ(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT), 0);
   auto done = uninstallNode(u);
   EXPECT_TRUE(done.ok()) << done.error().describe();
 }
