@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -61,13 +62,17 @@ Result<int> removePins(const std::string& root) {
 }  // namespace
 
 Result<UninstallReport> uninstallNode(const AgentOptions& o) {
-  // Held to the end, so no agent starts midway (instance_lock.h).
-  int holder = 0;
-  SL_ASSIGN_OR_RETURN(auto lock, InstanceLock::tryAcquire(o.stateDir, &holder));
-  if (!lock)
-    return Error(CniCode::kInvalidConfig,
-                 "sluice-agent (pid " + std::to_string(holder) +
-                     ") is still running and would reinstall everything: stop it first");
+  // Held to the end, so no agent starts midway (instance_lock.h). Where there is no state dir no
+  // agent runs, and none is made for the lock: uninstall leaves nothing of its own behind.
+  std::optional<InstanceLock> lock;
+  if (std::error_code ec; std::filesystem::exists(o.stateDir, ec)) {
+    int holder = 0;
+    SL_ASSIGN_OR_RETURN(lock, InstanceLock::tryAcquire(o.stateDir, &holder));
+    if (!lock)
+      return Error(CniCode::kInvalidConfig,
+                   "sluice-agent (pid " + std::to_string(holder) +
+                       ") is still running and would reinstall everything: stop it first");
+  }
   UninstallReport r;
   // The conflist first: from here on the runtime no longer hands pods to Sluice.
   const std::string conflist = o.cniConfDir + "/" + kConflistName;
