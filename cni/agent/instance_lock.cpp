@@ -27,9 +27,10 @@ Result<Fd> openLockFile(const std::string& stateDir) {
   return fd;
 }
 
-// Whether this descriptor now holds the lock (false: another one does).
-Result<bool> lockNonBlocking(const Fd& fd, const std::string& what) {
-  while (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+// Whether this descriptor now holds the lock in `mode` (LOCK_EX or LOCK_SH); false: another
+// descriptor holds it exclusively.
+Result<bool> lockNonBlocking(const Fd& fd, int mode, const std::string& what) {
+  while (::flock(fd.get(), mode | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) return false;
     if (errno != EINTR) return Error::fromErrno(errno, "flock " + what, CniCode::kIoFailure);
   }
@@ -57,16 +58,14 @@ std::optional<int> InstanceLock::holder(const std::string& stateDir) {
   if (!fd.valid()) return std::nullopt;
   // A shared lock is refused only while someone holds the exclusive one; taken, it goes with
   // the descriptor (an agent starting in this instant waits one round, 200 ms).
-  int r;
-  while ((r = ::flock(fd.get(), LOCK_SH | LOCK_NB)) != 0 && errno == EINTR) {
-  }
-  if (r == 0 || errno != EWOULDBLOCK) return std::nullopt;
+  auto free = lockNonBlocking(fd, LOCK_SH, path(stateDir));
+  if (!free.ok() || *free) return std::nullopt;
   return recordedPid(fd);
 }
 
 Result<std::optional<InstanceLock>> InstanceLock::tryAcquire(const std::string& stateDir, int* holder) {
   SL_ASSIGN_OR_RETURN(Fd fd, openLockFile(stateDir));
-  SL_ASSIGN_OR_RETURN(bool mine, lockNonBlocking(fd, path(stateDir)));
+  SL_ASSIGN_OR_RETURN(bool mine, lockNonBlocking(fd, LOCK_EX, path(stateDir)));
   if (!mine) {
     if (holder) *holder = recordedPid(fd);
     return std::optional<InstanceLock>();
