@@ -56,12 +56,30 @@ if grep -nE 'runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: Und
   status=1
 fi
 shopt -s nullglob
-# An empty report file is a process killed (SIGKILL, by a test: the random-kill GC test kills
-# plugins at random moments) after the runtime opened the file and before it wrote a line; every
-# process that lives to report writes its report whole. Those are named, not counted.
+# Two kinds of file are a process killed (SIGKILL, by a test: the random-kill GC test kills
+# plugins at random moments), not a finding; they are named, not counted. An empty file: killed
+# after the runtime opened it and before it wrote a line (every process that lives to report
+# writes its report whole). A file whose only lines are LeakSanitizer's tracer saying "Unable to
+# get registers from thread <P>" for the file's own process P: killed during its exit-time leak
+# check. The tracer (a clone sharing the process's memory and files, which outlives it) found the
+# main thread gone (ESRCH); the main thread waits on the tracer then and can vanish no other way,
+# and a process that lived on would have gone on to report its leaks, or an error, below it.
+killed_in_leak_check() {  # $1 = report file named <prefix>.<pid>
+  local pid=${1##*.} line
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  while IFS= read -r line || [[ -n $line ]]; do
+    [[ -z $line || $line =~ ^==[0-9]+==Unable\ to\ get\ registers\ from\ thread\ $pid\.$ ]] || return 1
+  done <"$1"
+}
 reports=()
 for r in "$REPORTS"/*; do
-  if [[ -s $r ]]; then reports+=("$r"); else echo "test-sanitizers: $r is empty (its process was killed before it wrote anything)" >&2; fi
+  if [[ ! -s $r ]]; then
+    echo "test-sanitizers: $r is empty (its process was killed before it wrote anything)" >&2
+  elif killed_in_leak_check "$r"; then
+    echo "test-sanitizers: $r: $(head -1 "$r") (its process was killed during its exit-time leak check)" >&2
+  else
+    reports+=("$r")
+  fi
 done
 if ((${#reports[@]})); then
   echo "test-sanitizers: ${#reports[@]} sanitizer report(s):" >&2
