@@ -52,6 +52,9 @@
 # Pods are plumbed by hack/cni-runtime.py, which runs the conflist's plugins in order like
 # libcni (prevResult, capabilities -> runtimeConfig, cached results for CHECK and DEL).
 set -euo pipefail
+# Debian's python3 (hack/install-deps.sh installs it) ahead of a version manager's shim in PATH:
+# a pyenv shim costs 0.3 s per start, and every pod's ADD starts Python.
+[[ -x /usr/bin/python3 ]] && PATH=/usr/bin:$PATH
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 P=${SLUICE_CLUSTER_PREFIX:-slc}

@@ -3,6 +3,10 @@
 # Shared by the e2e tests: a cluster of our own (per-run prefix), torn down on any exit, and
 # small assertion helpers. Source it; then call e2e_up with hack/cluster.sh up arguments.
 set -euo pipefail
+# Debian's python3 (hack/install-deps.sh installs it) ahead of a version manager's shim in PATH:
+# a pyenv shim costs 0.3 s per start, and the suites start Python hundreds of times (it was
+# most of e2e_restart's time on a machine with one).
+[[ -x /usr/bin/python3 ]] && PATH=/usr/bin:$PATH
 
 E2E_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export SLUICE_CLUSTER_PREFIX=${SLUICE_CLUSTER_PREFIX:-slte$$}
