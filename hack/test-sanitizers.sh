@@ -10,6 +10,7 @@
 # Usage: sudo hack/test-sanitizers.sh [extra ctest args, e.g. -L unit]
 #   SLUICE_ASAN_BUILD_DIR (default build-asan), SLUICE_SANITIZE (default address,undefined),
 #   SLUICE_SANITIZE_SUITES (tests/ subdirectories to build, default unit;agent;bpf;integration;e2e;fuzz)
+#   SLUICE_TEST_JOBS (tests at a time, default one per CPU; the e2e suites run alone, as in hack/test.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,7 +49,7 @@ export LSAN_OPTIONS="exitcode=23"
 labels=(-L 'unit|agent|bpf|integration|e2e' -E '^e2e_churn$|_native$|^e2e_netmodel$|^e2e_services$')
 (($#)) && labels=()
 status=0
-ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 "${labels[@]}" "$@" || status=$?
+ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 -j "${SLUICE_TEST_JOBS:-$(nproc)}" "${labels[@]}" "$@" || status=$?
 OUTPUT=$BUILD_DIR/Testing/Temporary/LastTest.log  # every test's full output
 
 if grep -nE 'runtime error:|ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: UndefinedBehaviorSanitizer' "$OUTPUT" >&2; then

@@ -6,6 +6,9 @@
 # (hack/test-sanitizers.sh), each in a build directory of its own; developers skip them with
 # SLUICE_SKIP_FUZZ=1 / SLUICE_SKIP_SANITIZERS=1 (CI runs both).
 # Usage: sudo hack/test.sh [extra ctest args, e.g. -L unit]
+# Tests run SLUICE_TEST_JOBS at a time (default: one per CPU). Every test names its netns,
+# links, pins and files with a prefix of its own, so any two can run side by side; the e2e
+# suites (whole simulated clusters, traffic under restarts) are RUN_SERIAL: ctest runs each alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +30,7 @@ BUILD_DIR=${SLUICE_BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON -DSLUICE_LINE_TABLES=ON >/dev/null
 cmake --build "$BUILD_DIR" -j"$(nproc)"
 stage "build"
-ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 "$@"
+ctest --test-dir "$BUILD_DIR" --output-on-failure --timeout 900 -j "${SLUICE_TEST_JOBS:-$(nproc)}" "$@"
 stage "tests"
 
 if [[ ${SLUICE_SKIP_FUZZ:-0} != 1 ]]; then
