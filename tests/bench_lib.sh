@@ -29,6 +29,20 @@ expect "ratio of a missing value" "$(bench_ratio nan 2)" nan
 printf '1 9\n3 8\n2 7\n' >"$out/range"
 expect "median (min-max) of a column" "$(bench_fmt_range "$out/range" 2)" "8 (7-9)"
 expect "cpu s/GB" "$(bench_cpu_s_per_gb 0 "$(getconf CLK_TCK)" 2000000000)" 0.500
+expect "thousands per GB" "$(bench_k_per_gb 1000 31000 4000000000)" 7.50
+expect "per GB of nothing" "$(bench_k_per_gb 0 5 0)" nan
+# /proc/interrupts as a 2-CPU guest has it: CAL and RES summed over the CPUs, nothing else counted
+# (the description's words are not numbers, and a CPU column ends at the first one).
+cat >"$out/interrupts" <<'EOF2'
+           CPU0       CPU1
+  0:         40          0   IO-APIC    2-edge      timer
+LOC:   18215005   17926017   Local timer interrupts
+RES:     535642     509931   Rescheduling interrupts
+CAL:   11460218   11651916   Function call interrupts 2
+TLB:       1000       2000   TLB shootdowns
+EOF2
+expect "wake-up IPIs: CAL + RES over every CPU" "$(BENCH_INTERRUPTS=$out/interrupts bench_wakeup_ipis)" 24157707
+expect "wake-up IPIs of this machine: a count" "$(bench_wakeup_ipis | grep -cE '^[0-9]+$')" 1
 
 # bench_rr stub: the RTT is the setup's base plus the call count, so every slice is distinct and
 # the order of the calls is visible in the slice files.
@@ -58,7 +72,8 @@ expect "rounds append" "$(wc -l <"$out/bare.rr") $(wc -l <"$out/bare.rr-slices")
 expect "no per-round leftovers" "$(find "$out" -name '*.rr-round' | wc -l)" 0
 BENCH_RR_SLICES=20 bench_rr_round "$out" 5302 9 CLIENT SERVER IP bare
 expect "slices never shorter than a second" "$(tail -n1 "$out/calls" | cut -d' ' -f4)" 1
-# bench_tput stub: "GBIT CPU_S_PER_GB" (call number x base, 0.call number); the arguments after
+# bench_tput stub: "GBIT CPU_S_PER_GB" (call number x base, 0.call number; the real one adds
+# KIPI_PER_GB, a column like any other here); the arguments after
 # the address are PORT SECONDS STREAMS. Turns: bare 10, fast 22; bare 30, fast 44.
 : >"$out/calls"
 bench_tput() {

@@ -182,6 +182,11 @@ for key, label in setups:
     rr = col(key, "rr")
     print(f"{label:32} {fmt(t1):24} {statistics.median(c1) if c1 else 0:<10.2f} {fmt(t4):24} {statistics.median(c4) if c4 else 0:<10.2f} {fmt(rr):20}")
 print()
+print("wake-up IPIs per GB, thousands (CAL + RES over both CPUs, bench_wakeup_ipis in lib.sh):")
+print(f"{'setup':32} {'TCP 1 stream':24} {'TCP 4 streams':24}")
+for key, label in setups:
+    print(f"{label:32} {fmt(col(key, 'tput1', 2)):24} {fmt(col(key, 'tput4', 2)):24}")
+print()
 print("ratios (medians):")
 def med(k, kind, i=0):
     v = col(k, kind, i)

@@ -16,6 +16,20 @@ bench_cpu_s_per_gb() {
     'BEGIN { if (bytes <= 0) { print "nan"; exit } printf "%.3f\n", ((b - a) / hz) / (bytes / 1e9) }'
 }
 
+# Wake-up IPIs so far, summed over every CPU: function-call interrupts (CAL: this kernel queues a
+# wake-up of a task on another CPU there, TTWU_QUEUE) plus rescheduling interrupts (RES). On a VM
+# each one is an exit to the hypervisor, paid by the CPU that wakes the other.
+bench_wakeup_ipis() {
+  awk '$1 == "CAL:" || $1 == "RES:" { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i }
+       END { print n + 0 }' "${BENCH_INTERRUPTS:-/proc/interrupts}"
+}
+
+# bench_k_per_gb BEFORE AFTER BYTES -> a counter's increments per GB (1e9 bytes), in thousands.
+bench_k_per_gb() {
+  awk -v a="$1" -v b="$2" -v bytes="$3" \
+    'BEGIN { if (bytes <= 0) { print "nan"; exit } printf "%.2f\n", (b - a) / 1e3 / (bytes / 1e9) }'
+}
+
 # Statistics over numbers read from stdin, one per line (blank lines and "nan" ignored).
 bench_median() {
   grep -Ev '^(nan|)$' | sort -g | awk '{ v[NR] = $1 }
@@ -71,21 +85,25 @@ bench_sockperf_percentile() {
   awk -v p="$2" '$0 ~ ("percentile " p " =") { print $NF; found = 1 } END { if (!found) print "nan" }' <<<"$1"
 }
 
-# bench_tput CLIENT_NS SERVER_NS SERVER_IP PORT SECONDS STREAMS -> "GBIT CPU_S_PER_GB": one
-# iperf3 run (STREAMS parallel TCP streams) against a one-shot server; the machine's busy CPU
-# time over the run per GB received. Fails, saying so, when the client fails.
+# bench_tput CLIENT_NS SERVER_NS SERVER_IP PORT SECONDS STREAMS -> "GBIT CPU_S_PER_GB KIPI_PER_GB":
+# one iperf3 run (STREAMS parallel TCP streams) against a one-shot server; the machine's busy CPU
+# time over the run per GB received, and its wake-up IPIs per GB, in thousands
+# (bench_wakeup_ipis). Fails, saying so, when the client fails.
 bench_tput() {
-  local cns=$1 sns=$2 ip=$3 port=$4 secs=$5 streams=$6 pid out c0 c1 sum
+  local cns=$1 sns=$2 ip=$3 port=$4 secs=$5 streams=$6 pid out c0 c1 i0 i1 sum
   ip netns exec "$sns" iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
   pid=$!
   bench_wait_listen "$sns" "$port" || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 1; }
   c0=$(bench_cpu_ticks)
+  i0=$(bench_wakeup_ipis)
   out=$(ip netns exec "$cns" iperf3 -c "$ip" -p "$port" -t "$secs" -P "$streams" -J 2>/dev/null) ||
     { echo "bench: iperf3 from $cns to $ip failed" >&2; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 1; }
   c1=$(bench_cpu_ticks)
+  i1=$(bench_wakeup_ipis)
   wait "$pid" 2>/dev/null || true
   sum=$(bench_iperf3_summary "$out")
-  echo "$(awk -v b="${sum% *}" 'BEGIN { printf "%.3f", b / 1e9 }') $(bench_cpu_s_per_gb "$c0" "$c1" "${sum#* }")"
+  echo "$(awk -v b="${sum% *}" 'BEGIN { printf "%.3f", b / 1e9 }') $(bench_cpu_s_per_gb "$c0" "$c1" "${sum#* }")" \
+    "$(bench_k_per_gb "$i0" "$i1" "${sum#* }")"
 }
 
 # bench_rr CLIENT_NS SERVER_NS SERVER_IP PORT SECONDS -> "P50_US P99_US": TCP request/response
