@@ -254,10 +254,10 @@ if ((ROUNDS > 0)); then  # --rounds 0: ADD/DEL latency only
       "$(bench_ratio "$rmed" "$brmed") [$(round_ratios rr "$s")] $(bench_paired_ratio "$RES" "$s" bare)"
   done
   echo
-  printf '%-24s %-40s %s\n' "setup" "CPU-seconds per GB, med (min-max) [per round]" \
+  printf '%-24s %-46s %s\n' "setup" "CPU-seconds per GB, med (min-max) [per round]" \
     "wake-up IPIs per GB, thousands (bench_wakeup_ipis)"
   for s in "${SETUPS[@]}"; do
-    printf '%-24s %-40s %s\n' "${LABEL[$s]}" "$(bench_fmt_range "$RES/$s.tput" 2)  [$(col "$RES/$s.tput" 2 | paste -sd' ')]" \
+    printf '%-24s %-46s %s\n' "${LABEL[$s]}" "$(bench_fmt_range "$RES/$s.tput" 2)  [$(col "$RES/$s.tput" 2 | paste -sd' ')]" \
       "$(bench_fmt_range "$RES/$s.tput" 3)"
   done
   echo
