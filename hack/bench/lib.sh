@@ -10,11 +10,15 @@ bench_cpu_ticks() {
   awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat
 }
 
-# bench_cpu_s_per_gb TICKS_BEFORE TICKS_AFTER BYTES -> CPU-seconds spent per GB (1e9 bytes).
-bench_cpu_s_per_gb() {
-  awk -v a="$1" -v b="$2" -v bytes="$3" -v hz="$(getconf CLK_TCK)" \
-    'BEGIN { if (bytes <= 0) { print "nan"; exit } printf "%.3f\n", ((b - a) / hz) / (bytes / 1e9) }'
+# bench_per_gb BEFORE AFTER BYTES UNIT DECIMALS -> a counter's growth, in UNITs, per GB (1e9
+# bytes) moved, with DECIMALS decimals; "nan" when nothing moved.
+bench_per_gb() {
+  awk -v a="$1" -v b="$2" -v bytes="$3" -v unit="$4" -v dec="$5" \
+    'BEGIN { if (bytes <= 0) { print "nan"; exit } printf "%.*f\n", dec, ((b - a) / unit) / (bytes / 1e9) }'
 }
+
+# bench_cpu_s_per_gb TICKS_BEFORE TICKS_AFTER BYTES -> CPU-seconds spent per GB (1e9 bytes).
+bench_cpu_s_per_gb() { bench_per_gb "$1" "$2" "$3" "$(getconf CLK_TCK)" 3; }
 
 # Wake-up IPIs so far, summed over every CPU: function-call interrupts (CAL: this kernel queues a
 # wake-up of a task on another CPU there, TTWU_QUEUE) plus rescheduling interrupts (RES). On a VM
@@ -25,10 +29,7 @@ bench_wakeup_ipis() {
 }
 
 # bench_k_per_gb BEFORE AFTER BYTES -> a counter's increments per GB (1e9 bytes), in thousands.
-bench_k_per_gb() {
-  awk -v a="$1" -v b="$2" -v bytes="$3" \
-    'BEGIN { if (bytes <= 0) { print "nan"; exit } printf "%.2f\n", (b - a) / 1e3 / (bytes / 1e9) }'
-}
+bench_k_per_gb() { bench_per_gb "$1" "$2" "$3" 1000 2; }
 
 # Statistics over numbers read from stdin, one per line (blank lines and "nan" ignored).
 bench_median() {
