@@ -6,9 +6,10 @@
 # (hack/test-sanitizers.sh), each in a build directory of its own; developers skip them with
 # SLUICE_SKIP_FUZZ=1 / SLUICE_SKIP_SANITIZERS=1 (CI runs both).
 # Usage: sudo hack/test.sh [extra ctest args, e.g. -L unit]
-# Tests run SLUICE_TEST_JOBS at a time (default: one per CPU). Every test names its netns,
-# links, pins and files with a prefix of its own, so any two can run side by side; the e2e
-# suites (whole simulated clusters, traffic under restarts) are RUN_SERIAL: ctest runs each alone.
+# Tests run SLUICE_TEST_JOBS at a time (default: one per CPU). Every test works in network and
+# mount namespaces, links, pins and files named for its own process (or unshared for it), so any
+# two can run side by side; the e2e suites (whole simulated clusters, traffic under restarts) are
+# RUN_SERIAL: ctest runs each alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

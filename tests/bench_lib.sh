@@ -73,8 +73,8 @@ expect "no per-round leftovers" "$(find "$out" -name '*.rr-round' | wc -l)" 0
 BENCH_RR_SLICES=20 bench_rr_round "$out" 5302 9 CLIENT SERVER IP bare
 expect "slices never shorter than a second" "$(tail -n1 "$out/calls" | cut -d' ' -f4)" 1
 # bench_tput stub: "GBIT CPU_S_PER_GB" (call number x base, 0.call number; the real one adds
-# KIPI_PER_GB, a column like any other here); the arguments after
-# the address are PORT SECONDS STREAMS. Turns: bare 10, fast 22; bare 30, fast 44.
+# KIPI_PER_GB, a column like any other here); the arguments after the address are PORT SECONDS
+# STREAMS. Turns: bare 10, fast 22; bare 30, fast 44.
 : >"$out/calls"
 bench_tput() {
   echo "$3 $4 $5 $6" >>"$out/calls"
