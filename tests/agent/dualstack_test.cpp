@@ -8,6 +8,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "agent_test_util.h"
 #include "conflist.h"
 #include "flags.h"
 #include "masquerade.h"
@@ -17,10 +18,10 @@
 namespace sluice::agent {
 namespace {
 
-using nlohmann::json;
+using testutil::cidr;
+using testutil::ip;
 
-net::Cidr cidr(const char* s) { return *net::Cidr::parse(s); }
-net::IpAddr ip(const char* s) { return *net::IpAddr::parse(s); }
+using nlohmann::json;
 
 TEST(DualStackFlags, ClusterCidrTakesOnePerFamilyIpv4First) {
   auto def = parseArgs({"--node-name", "n1"}, nullptr);

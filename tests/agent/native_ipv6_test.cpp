@@ -9,14 +9,15 @@
 #include <algorithm>
 #include <cstring>
 
+#include "agent_test_util.h"
 #include "nodes_file.h"
 #include "reconcile.h"
 
 namespace sluice::agent {
 namespace {
 
-net::Cidr cidr(const char* s) { return *net::Cidr::parse(s); }
-net::IpAddr ip(const char* s) { return *net::IpAddr::parse(s); }
+using testutil::cidr;
+using testutil::ip;
 
 TEST(NodesFile, InternalIp6IsOptionalAndRoundTrips) {
   auto nodes = parseNodes(R"({"nodes": [

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent_test_util.h"
 #include "conflist.h"
 #include "flags.h"
 #include "masquerade.h"
@@ -13,10 +14,10 @@
 namespace sluice::agent {
 namespace {
 
-using nlohmann::json;
+using testutil::cidr;
+using testutil::ip;
 
-net::Cidr cidr(const char* s) { return *net::Cidr::parse(s); }
-net::IpAddr ip(const char* s) { return *net::IpAddr::parse(s); }
+using nlohmann::json;
 
 TEST(AgentFlags, ChainListsPluginsInOrder) {
   auto o = parseArgs({"--node-name", "n1", "--chain", "portmap,bandwidth"}, nullptr);

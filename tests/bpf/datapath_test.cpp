@@ -81,12 +81,6 @@ class DatapathTest : public DatapathSuite {
 
 };
 
-Mac macAt(const Bytes& b, size_t off) {
-  Mac m{};
-  std::memcpy(m.data(), b.data() + off, 6);
-  return m;
-}
-
 TEST_F(DatapathTest, LocalDestinationIsRedirectedToPeerWithRewrittenMacs) {
   Bytes in = ip4Frame(kHostAMac, kPodAMac, {});
   auto r = fromPod(in);

@@ -16,7 +16,7 @@
 #include "pod_noct.skel.h"
 #include "sluice/fd.h"
 
-namespace sluice::test {
+namespace sluice::test::nat {
 namespace {
 
 const Mac kPodAMac{0x02, 0xaa, 0, 0, 0, 0x12};
@@ -624,4 +624,4 @@ TEST(NoConntrackKfuncTest, TheObjectLoadsAndFallsBackToFlowRecords) {
 }
 
 }  // namespace
-}  // namespace sluice::test
+}  // namespace sluice::test::nat

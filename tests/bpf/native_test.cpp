@@ -11,7 +11,7 @@
 
 #include "fixture.h"
 
-namespace sluice::test {
+namespace sluice::test::native {
 namespace {
 
 const Mac kPodAMac{0x02, 0xaa, 0, 0, 0, 0x22};
@@ -19,7 +19,6 @@ const Mac kHostAMac{0x02, 0xbb, 0, 0, 0, 0x22};
 const Mac kUnderlayMac{0x02, 0xdd, 0, 0, 0, 0x01};   // this node's underlay device
 const Mac kPeerNodeMac{0x02, 0xdd, 0, 0, 0, 0x02};   // the remote node's
 const Mac kOtherHostMac{0x02, 0xdd, 0, 0, 0, 0x03};  // a third host on the same segment
-constexpr int kTcActUnspec = -1;
 
 // Node 198.18.0.1: pod A 10.244.1.2 (and fd00:10:244:1::2) on veth a; veth b stands for the
 // underlay. Node 198.18.0.2 owns 10.244.2.0/24 and fd00:10:244:2::/64; its node address has a
@@ -116,16 +115,11 @@ class NativeTest : public DatapathSuite {
     return r;
   }
   void expectPassedOnUntouched(const RunResult& r, const Bytes& in, const std::string& what) const {
-    EXPECT_EQ(r.retval, kTcActUnspec) << what << ": passed on (TC_ACT_UNSPEC), later programs run";
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC) << what << ": passed on (TC_ACT_UNSPEC), later programs run";
     EXPECT_EQ(r.out, in) << what << ": untouched";
     expectOnlyCounter(-1);
   }
 
-  static Mac macAt(const Bytes& b, size_t off) {
-    Mac m{};
-    std::memcpy(m.data(), b.data() + off, 6);
-    return m;
-  }
 
 };
 
@@ -250,7 +244,7 @@ TEST_F(NativeTest, AReplyOfATranslatedFlowGoesToTheStack) {
   fwd.sport = 40000;
   fwd.dport = 5000;
   auto out = toNative(ip4Frame(kPeerNodeMac, kUnderlayMac, fwd));
-  EXPECT_EQ(out.retval, kTcActUnspec);
+  EXPECT_EQ(out.retval, TC_ACT_UNSPEC);
   ASSERT_TRUE(recorded("10.244.2.9", 5000, "10.244.1.2", 40000)) << "recorded under its reply's tuple";
 
   Bytes reply = ip4Frame(kUnderlayMac, kPeerNodeMac, fromRemotePod());
@@ -277,12 +271,12 @@ TEST_F(NativeTest, EgressRecordsStackRoutedFlowsToRemotePodsOnlyWithFlowRecords)
 
   setNatFlags(SL_CFG_F_NAT_OFF);
   auto r = toNative(in);
-  EXPECT_EQ(r.retval, kTcActUnspec);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_EQ(recordCount(), 0u) << "no detection: nothing recorded";
 
   setNatFlags(SL_CFG_F_NAT_RECORDS);
   r = toNative(in);
-  EXPECT_EQ(r.retval, kTcActUnspec);
+  EXPECT_EQ(r.retval, TC_ACT_UNSPEC);
   EXPECT_EQ(r.out, in) << "egress never changes a packet";
   EXPECT_TRUE(recorded("10.244.2.9", 5001, "10.244.1.2", 40001));
   EXPECT_EQ(recordCount(), 1u);
@@ -318,7 +312,7 @@ TEST_F(NativeTest, FromPodMarksItsRedirectsOnlyWithFlowRecordsAndTheEgressClears
   // the redirected packet at the underlay's egress: not recorded, mark gone, other bits kept
   uint32_t after = 0;
   auto e = toNative(r.out, mark | 0x4000u, &after);
-  EXPECT_EQ(e.retval, kTcActUnspec);
+  EXPECT_EQ(e.retval, TC_ACT_UNSPEC);
   EXPECT_EQ(after, 0x4000u);
   EXPECT_EQ(recordCount(), 0u) << "from_pod's own redirect is no stack flow";
 }
@@ -372,4 +366,4 @@ TEST_F(NativeTest, Ipv6FromPodGoesToTheNodesIpv6AddressWithinTheUnderlaysMtu) {
 }
 
 }  // namespace
-}  // namespace sluice::test
+}  // namespace sluice::test::native

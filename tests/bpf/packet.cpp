@@ -7,14 +7,19 @@
 #include <stdexcept>
 
 namespace sluice::test {
-namespace {
+
+uint16_t be16(const Bytes& b, size_t off) { return static_cast<uint16_t>(b[off] << 8 | b[off + 1]); }
 
 void put16(Bytes& b, size_t off, uint16_t v) {
   b[off] = static_cast<uint8_t>(v >> 8);
   b[off + 1] = static_cast<uint8_t>(v);
 }
 
-}  // namespace
+Mac macAt(const Bytes& b, size_t off) {
+  Mac m{};
+  std::memcpy(m.data(), b.data() + off, 6);
+  return m;
+}
 
 uint16_t csum16(const uint8_t* data, size_t len) {
   uint32_t sum = 0;

@@ -43,5 +43,9 @@ Bytes arpRequest(const Mac& src, const std::string& senderIp, const std::string&
 // Internet checksum over the IPv4 header at offset 14 is valid.
 bool ip4ChecksumValid(const Bytes& frame);
 uint16_t csum16(const uint8_t* data, size_t len);
+// Big-endian 16-bit field at `off`; the MAC address at `off`.
+uint16_t be16(const Bytes& b, size_t off);
+void put16(Bytes& b, size_t off, uint16_t v);
+Mac macAt(const Bytes& b, size_t off);
 
 }  // namespace sluice::test

@@ -12,7 +12,7 @@
 
 #include "fixture.h"
 
-namespace sluice::test {
+namespace sluice::test::vxlan {
 namespace {
 
 const Mac kPodAMac{0x02, 0xaa, 0, 0, 0, 0x12};   // pod A, 10.244.1.2, on veth a (node-1)
@@ -21,15 +21,9 @@ const Mac kPodBMac{0x02, 0xaa, 0, 0, 0, 0x13};   // pod B, 10.244.1.3, on veth a
 const Mac kHostBMac{0x02, 0xbb, 0, 0, 0, 0x13};
 const Mac kUnderlayMac{0x02, 0xdd, 0, 0, 0, 0x11};  // node-1's underlay device (veth b)
 const Mac kPeerNodeMac{0x02, 0xdd, 0, 0, 0, 0x12};
-constexpr int kTcActUnspec = -1;
 constexpr uint32_t kVni = 0x00abcd;
 constexpr size_t kOuter = 14 + 20 + 8 + 8;  // where the inner frame starts
 
-uint16_t be16(const Bytes& b, size_t off) { return static_cast<uint16_t>(b[off] << 8 | b[off + 1]); }
-void put16(Bytes& b, size_t off, uint16_t v) {
-  b[off] = static_cast<uint8_t>(v >> 8);
-  b[off + 1] = static_cast<uint8_t>(v);
-}
 // Recomputes the IPv4 header checksum at `ipOff` after a test changed the header.
 void fixIp4Checksum(Bytes& b, size_t ipOff) {
   put16(b, ipOff + 10, 0);
@@ -145,7 +139,7 @@ class VxlanTest : public DatapathSuite {
   static RunResult fromOverlay(const Bytes& f) { return runProg(dp_->fromOverlayFd(), f, underlay()); }
 
   void expectPassedOnUntouched(const RunResult& r, const Bytes& in, const std::string& what) {
-    EXPECT_EQ(r.retval, kTcActUnspec) << what << ": passed on (TC_ACT_UNSPEC) to the kernel's VXLAN path";
+    EXPECT_EQ(r.retval, TC_ACT_UNSPEC) << what << ": passed on (TC_ACT_UNSPEC) to the kernel's VXLAN path";
     EXPECT_EQ(r.out, in) << what << ": untouched";
     expectOnlyCounter(-1);
     before_ = counters();
@@ -189,12 +183,6 @@ class VxlanTest : public DatapathSuite {
   }
 
 };
-
-Mac macAt(const Bytes& b, size_t off) {
-  Mac m{};
-  std::memcpy(m.data(), b.data() + off, 6);
-  return m;
-}
 
 Ip4Spec toNode2(uint16_t sport = 40000) {
   Ip4Spec s;
@@ -541,4 +529,4 @@ TEST_F(VxlanTest, FromTunnelTakesWhatFromOverlayDelivers) {
 }
 
 }  // namespace
-}  // namespace sluice::test
+}  // namespace sluice::test::vxlan

@@ -6,10 +6,9 @@
 
 #include "harness.h"
 
-namespace sluice::itest {
+namespace sluice::itest::concurrency {
 namespace {
 
-constexpr const char* kNet = "sltnet";
 constexpr const char* kSubnet = "10.244.2.0/24";
 constexpr int kPods = 50;
 
@@ -66,4 +65,4 @@ TEST_F(ConcurrencyTest, FiftyConcurrentAddsThenFiftyConcurrentDels) {
 }
 
 }  // namespace
-}  // namespace sluice::itest
+}  // namespace sluice::itest::concurrency

@@ -7,12 +7,11 @@
 
 #include "harness.h"
 
-namespace sluice::itest {
+namespace sluice::itest::delegation {
 namespace {
 
 namespace fs = std::filesystem;
 
-constexpr const char* kNet = "sltnet";
 constexpr const char* kSubnet = "10.244.9.0/24";
 
 using DelegationTest = NodeTest;
@@ -91,4 +90,4 @@ TEST_F(DelegationTest, MissingIpamPluginIsAnErrorAndLeavesNothing) {
 }
 
 }  // namespace
-}  // namespace sluice::itest
+}  // namespace sluice::itest::delegation

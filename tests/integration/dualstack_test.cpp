@@ -18,10 +18,9 @@
 
 #include "harness.h"
 
-namespace sluice::itest {
+namespace sluice::itest::dualstack {
 namespace {
 
-constexpr const char* kNet = "sltnet";
 constexpr const char* kSubnet4 = "10.244.1.0/24";
 constexpr const char* kSubnet6 = "fd00:10:244:1::/64";
 constexpr const char* kGateway6 = "fe80::1";
@@ -435,4 +434,4 @@ for _ in range(3):
 }
 
 }  // namespace
-}  // namespace sluice::itest
+}  // namespace sluice::itest::dualstack

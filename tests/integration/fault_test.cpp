@@ -7,10 +7,9 @@
 
 #include "harness.h"
 
-namespace sluice::itest {
+namespace sluice::itest::fault {
 namespace {
 
-constexpr const char* kNet = "sltnet";
 constexpr const char* kSubnet = "10.244.1.0/24";
 constexpr const char* kSubnet6 = "fd00:10:244:1::/64";
 
@@ -93,4 +92,4 @@ TEST_F(NetnsGoneTest, NetnsDeletedDuringAddLeavesNothingAfterDel) {
 }
 
 }  // namespace
-}  // namespace sluice::itest
+}  // namespace sluice::itest::fault

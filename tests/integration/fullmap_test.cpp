@@ -10,10 +10,9 @@
 
 #include "harness.h"
 
-namespace sluice::itest {
+namespace sluice::itest::fullmap {
 namespace {
 
-constexpr const char* kNet = "sltnet";
 constexpr const char* kSubnet = "10.244.1.0/24";
 
 // Fills a pinned hash map with keys no pod uses until the kernel says E2BIG; returns them.
@@ -79,4 +78,4 @@ TEST_F(FullMapTest, FullEndpointsMapIsAClearErrorAndLeavesNothing) {
 }
 
 }  // namespace
-}  // namespace sluice::itest
+}  // namespace sluice::itest::fullmap

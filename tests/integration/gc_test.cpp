@@ -7,10 +7,9 @@
 
 #include "harness.h"
 
-namespace sluice::itest {
+namespace sluice::itest::gc {
 namespace {
 
-constexpr const char* kNet = "sltnet";
 constexpr const char* kSubnet = "10.244.1.0/24";
 constexpr const char* kSubnet6 = "fd00:10:244:1::/64";
 
@@ -164,4 +163,4 @@ TEST_F(GcTest, RandomlyKilledAddsLeaveNothingAndLoseNoAddress) {
 }
 
 }  // namespace
-}  // namespace sluice::itest
+}  // namespace sluice::itest::gc

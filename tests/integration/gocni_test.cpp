@@ -7,7 +7,7 @@
 
 #include "harness.h"
 
-namespace sluice::itest {
+namespace sluice::itest::gocni {
 namespace {
 
 namespace fs = std::filesystem;
@@ -104,4 +104,4 @@ TEST_F(GoCniTest, SetupCheckRemoveThroughContainerdGoCni) {
 }
 
 }  // namespace
-}  // namespace sluice::itest
+}  // namespace sluice::itest::gocni

@@ -32,6 +32,9 @@ namespace sluice::itest {
 
 using json = nlohmann::json;
 
+// The network name the test configurations give the plugin.
+constexpr const char* kNet = "sltnet";
+
 // ---------------------------------------------------------------------------------------------
 // Processes
 

@@ -10,7 +10,7 @@
 
 #include "harness.h"
 
-namespace sluice::itest {
+namespace sluice::itest::harness {
 namespace {
 
 namespace fs = std::filesystem;
@@ -144,4 +144,4 @@ TEST_F(HarnessTest, TrafficHelpersNeedARealPath) {
 }
 
 }  // namespace
-}  // namespace sluice::itest
+}  // namespace sluice::itest::harness

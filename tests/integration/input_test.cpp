@@ -8,10 +8,9 @@
 
 #include "harness.h"
 
-namespace sluice::itest {
+namespace sluice::itest::input {
 namespace {
 
-constexpr const char* kNet = "sltnet";
 constexpr const char* kSubnet = "10.244.1.0/24";
 
 using VersionTest = NodeTest;
@@ -257,4 +256,4 @@ TEST_F(BadInputTest, ExhaustedRangeIsIpamExhausted) {
 }
 
 }  // namespace
-}  // namespace sluice::itest
+}  // namespace sluice::itest::input

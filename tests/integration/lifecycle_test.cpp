@@ -10,10 +10,9 @@
 
 #include "harness.h"
 
-namespace sluice::itest {
+namespace sluice::itest::lifecycle {
 namespace {
 
-constexpr const char* kNet = "sltnet";
 constexpr const char* kSubnet = "10.244.1.0/24";
 
 std::string lower(std::string s) {
@@ -372,4 +371,4 @@ TEST_F(LifecycleTest, AddressIsReleasedAndReusableAfterDel) {
 }
 
 }  // namespace
-}  // namespace sluice::itest
+}  // namespace sluice::itest::lifecycle

@@ -15,6 +15,7 @@
 #include <optional>
 #include <string>
 
+#include "../agent_test_util.h"
 #include "instance_lock.h"
 #include "node_setup.h"
 #include "sluice/bpf/datapath.h"
@@ -25,7 +26,7 @@
 namespace sluice::agent {
 namespace {
 
-void sh(const std::string& cmd) { ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd; }
+using testutil::sh;
 
 // `sluice-agent uninstall` options for a node whose state, conf and bpf root are under `dir`
 // (created here, empty).

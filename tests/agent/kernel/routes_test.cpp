@@ -13,12 +13,15 @@
 #include <memory>
 #include <string>
 
+#include "../agent_test_util.h"
 #include "kernel_routes.h"
 
 namespace sluice::agent {
 namespace {
 
-void sh(const std::string& cmd) { ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd; }
+using testutil::cidr;
+using testutil::ip;
+using testutil::sh;
 
 std::string out(const std::string& cmd) {
   std::unique_ptr<FILE, decltype(&pclose)> p(popen(cmd.c_str(), "r"), &pclose);
@@ -27,9 +30,6 @@ std::string out(const std::string& cmd) {
   while (p && fgets(buf.data(), buf.size(), p.get()) != nullptr) s += buf.data();
   return s;
 }
-
-net::Cidr cidr(const char* s) { return *net::Cidr::parse(s); }
-net::IpAddr ip(const char* s) { return *net::IpAddr::parse(s); }
 
 class KernelRoutesTest : public ::testing::Test {
  protected:

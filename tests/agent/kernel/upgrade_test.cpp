@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 
+#include "../agent_test_util.h"
 #include "node_setup.h"
 #include "sluice/bpf/datapath.h"
 #include "sluice/bpf/tc.h"
@@ -23,7 +24,7 @@
 namespace sluice::agent {
 namespace {
 
-void sh(const std::string& cmd) { ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd; }
+using testutil::sh;
 
 class UpgradePassTest : public ::testing::Test {
  protected:
