@@ -18,10 +18,9 @@
 namespace sluice::agent {
 namespace {
 
+using nlohmann::json;
 using testutil::cidr;
 using testutil::ip;
-
-using nlohmann::json;
 
 TEST(DualStackFlags, ClusterCidrTakesOnePerFamilyIpv4First) {
   auto def = parseArgs({"--node-name", "n1"}, nullptr);

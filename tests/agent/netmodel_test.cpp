@@ -14,10 +14,9 @@
 namespace sluice::agent {
 namespace {
 
+using nlohmann::json;
 using testutil::cidr;
 using testutil::ip;
-
-using nlohmann::json;
 
 TEST(AgentFlags, ChainListsPluginsInOrder) {
   auto o = parseArgs({"--node-name", "n1", "--chain", "portmap,bandwidth"}, nullptr);
