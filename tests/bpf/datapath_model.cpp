@@ -20,6 +20,7 @@
 #include <sstream>
 #include <variant>
 
+#include "packet.h"
 #include "sluice/bpf/datapath.h"
 #include "sluice/bpf/tc.h"
 #include "sluice/fd.h"
@@ -29,12 +30,6 @@ namespace {
 
 constexpr size_t kEth = 14;
 constexpr uint16_t kVxlanPort = 8472;
-
-uint16_t be16(const Bytes& b, size_t off) { return static_cast<uint16_t>(b[off] << 8 | b[off + 1]); }
-void put16(Bytes& b, size_t off, uint16_t v) {
-  b[off] = static_cast<uint8_t>(v >> 8);
-  b[off + 1] = static_cast<uint8_t>(v);
-}
 
 std::string ipStr(const sl_ip& ip) {
   char buf[INET6_ADDRSTRLEN] = "?";
