@@ -120,7 +120,6 @@ class NativeTest : public DatapathSuite {
     expectOnlyCounter(-1);
   }
 
-
 };
 
 TEST_F(NativeTest, RemotePodToLocalPodGoesStraightIn) {

@@ -65,7 +65,7 @@ TEST_F(HarnessTest, CniErrorParsing) {
 }
 
 TEST_F(HarnessTest, LeakDetectorSeesEveryKindOfLeftover) {
-  const std::string net = "sltnet";
+  const std::string net = kNet;
   EXPECT_TRUE(node_.nothingLeft(net));
 
   ASSERT_TRUE(runProcess({"ip", "-n", node_.hostNs(), "link", "add", "sltleak0", "type", "veth", "peer", "name", "sltleak1"}).ok());
