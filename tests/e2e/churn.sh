@@ -15,9 +15,26 @@ e2e_up --nodes 1 --pods-per-node 1
 agent_pid=$(cat "$CROOT/n1/agent.pid")
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$agent_pid/status"; }
 fds() { find "/proc/$agent_pid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+# The agent holds some descriptors only for a moment: four pipes while its nft check runs (every
+# 10 s), a socket per HTTP request. The count at rest is the least of samples over half a
+# second; after the churn, a leak is a count that does not come back down to it.
+fds_at_rest() {
+  local n min
+  min=$(fds)
+  for _ in $(seq 9); do
+    sleep 0.05
+    n=$(fds)
+    if ((n < min)); then min=$n; fi
+  done
+  echo "$min"
+}
+fds_back() { (($(fds) <= fds0)); }
+# What each descriptor is (socket:[inode], anon_inode:bpf-map, a path): printed when the count grew.
+fd_targets() { find "/proc/$agent_pid/fd" -mindepth 1 -maxdepth 1 -printf '%f %l\n' | sort -n; }
 links() { ip -n "$(nns 1)" -o link show | grep -c ': sl' || true; }
 rss0=$(rss_kb)
-fds0=$(fds)
+fds0=$(fds_at_rest)
+fd_targets > "$CROOT/fds.before"
 links0=$(links)
 reservations() { find "$CROOT/n1/state/ipam/sluice" -maxdepth 1 \( -name '10.*' -o -name 'fd00:*' \) | wc -l; }
 reservations0=$(reservations)
@@ -86,7 +103,12 @@ check "sl_endpoints: only the standing pod's ($eps, an entry per address)" test 
 ifaces=$(bpftool map dump pinned "$(bpf_root 1)/sl_ifaces" -j | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 check "sl_ifaces: only the standing pod's ($ifaces)" test "$ifaces" -eq 1
 sleep 1  # one agent maintenance pass, so the counts below are at rest
-check "agent file descriptors unchanged ($fds0 -> $(fds))" test "$(fds)" -le "$fds0"
+if within 5000 fds_back; then
+  pass "agent file descriptors unchanged ($fds0 -> $(fds))"
+else
+  fail "agent file descriptors unchanged ($fds0 -> $(fds), 5 s after the churn)"
+  { echo "  agent descriptors, before (<) and after (>):"; diff "$CROOT/fds.before" <(fd_targets) | sed 's/^/    /'; } >&2
+fi
 rss1=$(rss_kb)
 check "agent memory growth under ${RSS_BOUND_KB} KiB ($rss0 -> $rss1 KiB)" test $((rss1 - rss0)) -lt "$RSS_BOUND_KB"
 check "the standing pod still reaches the world" ping_ok "$(pns 1 1)" "$(node_ip 1)" 2
