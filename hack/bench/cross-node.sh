@@ -21,7 +21,8 @@
 #
 # Usage: sudo hack/bench/cross-node.sh [--rounds N] [--duration S] [--build-dir DIR] [--native]
 #                                      [--baseline-build DIR] [--rr-slices N (per round, default 5)]
-#                                      [--tput-slices N (per round, default 1)]
+#                                      [--tput-slices N (per round, default 1)] [--cc NAME]
+# --cc: the senders' TCP congestion control (cubic, bbr, ...); by default the machine's.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,6 +42,7 @@ while (($#)); do
     --rr-slices) export BENCH_RR_SLICES=$2; shift 2 ;;
     --tput-slices) export BENCH_TPUT_SLICES=$2; shift 2 ;;
     --baseline-build) BASELINE_BUILD=$2; shift 2 ;;
+    --cc) export BENCH_TCP_CC=$2; shift 2 ;;
     -h|--help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; exit 0 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
@@ -135,7 +137,8 @@ for setup in "${SETUPS[@]}"; do
     { echo "cross-node: $setup: client cannot reach ${SERVER_IP[$setup]}" >&2; exit 1; }
 done
 
-echo "cross-node benchmark: $ROUNDS rounds x ${DURATION}s, $(nproc) CPUs, kernel $(uname -r)" >&2
+echo "cross-node benchmark: $ROUNDS rounds x ${DURATION}s, $(nproc) CPUs, kernel $(uname -r)," \
+  "TCP congestion control $(bench_tcp_cc "${CLIENT[sluice]}")" >&2
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r/$ROUNDS" >&2
   bench_tput_round "$RESULTS" tput1 5301 "$DURATION" 1 CLIENT SERVER SERVER_IP "${SETUPS[@]}"

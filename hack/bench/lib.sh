@@ -89,7 +89,10 @@ bench_sockperf_percentile() {
 # bench_tput CLIENT_NS SERVER_NS SERVER_IP PORT SECONDS STREAMS -> "GBIT CPU_S_PER_GB KIPI_PER_GB":
 # one iperf3 run (STREAMS parallel TCP streams) against a one-shot server; the machine's busy CPU
 # time over the run per GB received, and its wake-up IPIs per GB, in thousands
-# (bench_wakeup_ipis). Fails, saying so, when the client fails.
+# (bench_wakeup_ipis). Fails, saying so, when the client fails. The sending sockets use the
+# namespace's TCP congestion control (the machine's, which new namespaces inherit) unless
+# BENCH_TCP_CC names another (iperf3 -C: set per socket, so also ones the namespace may not
+# make its default).
 bench_tput() {
   local cns=$1 sns=$2 ip=$3 port=$4 secs=$5 streams=$6 pid out c0 c1 i0 i1 sum
   ip netns exec "$sns" iperf3 -s -1 -p "$port" >/dev/null 2>&1 &
@@ -97,7 +100,8 @@ bench_tput() {
   bench_wait_listen "$sns" "$port" || { kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 1; }
   c0=$(bench_cpu_ticks)
   i0=$(bench_wakeup_ipis)
-  out=$(ip netns exec "$cns" iperf3 -c "$ip" -p "$port" -t "$secs" -P "$streams" -J 2>/dev/null) ||
+  out=$(ip netns exec "$cns" iperf3 -c "$ip" -p "$port" -t "$secs" -P "$streams" ${BENCH_TCP_CC:+-C "$BENCH_TCP_CC"} \
+    -J 2>/dev/null) ||
     { echo "bench: iperf3 from $cns to $ip failed" >&2; kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; return 1; }
   c1=$(bench_cpu_ticks)
   i1=$(bench_wakeup_ipis)
@@ -252,3 +256,6 @@ bench_bpf_cost_table() {
 bench_kill_netns_procs() {
   ip netns pids "$1" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
 }
+
+# bench_tcp_cc NETNS -> the congestion control the throughput runs use from NETNS, for the header.
+bench_tcp_cc() { echo "${BENCH_TCP_CC:-$(ip netns exec "$1" sysctl -n net.ipv4.tcp_congestion_control)}"; }

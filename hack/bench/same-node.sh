@@ -17,8 +17,9 @@
 #
 # Usage: sudo hack/bench/same-node.sh [--build-dir DIR] [--rounds N] [--duration S] [--pods N] [--mtu M]
 #                                     [--rr-slices N (per round, default 5)]
-#                                     [--tput-slices N (per round, default 1)]
-# (--rounds 0 measures ADD/DEL latency only)
+#                                     [--tput-slices N (per round, default 1)] [--cc NAME]
+# (--rounds 0 measures ADD/DEL latency only; --cc: the senders' TCP congestion control, cubic,
+# bbr, ...; by default the machine's)
 # shellcheck disable=SC2034 # SERVER is read through bench_round's namerefs (lib.sh)
 set -euo pipefail
 
@@ -41,6 +42,7 @@ while (($#)); do
     --mtu) MTU=$2; shift 2 ;;
     --rr-slices) export BENCH_RR_SLICES=$2; shift 2 ;;
     --tput-slices) export BENCH_TPUT_SLICES=$2; shift 2 ;;
+    --cc) export BENCH_TCP_CC=$2; shift 2 ;;
     -h|--help) awk 'NR > 2 && /^#/ { sub(/^# ?/, ""); print; next } NR > 2 { exit }' "$0"; exit 0 ;;
     *) echo "same-node: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -194,7 +196,8 @@ for s in "${SETUPS[@]}"; do
     { echo "same-node: ${LABEL[$s]}: client cannot reach ${SERVER_IP[$s]}" >&2; exit 1; }
 done
 
-echo "same-node benchmark: $ROUNDS rounds x ${DURATION}s per test, MTU $MTU, $(nproc) CPUs, kernel $(uname -r)" >&2
+echo "same-node benchmark: $ROUNDS rounds x ${DURATION}s per test, MTU $MTU, $(nproc) CPUs, kernel $(uname -r)," \
+  "TCP congestion control $(bench_tcp_cc "${CLIENT[sluice]}")" >&2
 for ((r = 1; r <= ROUNDS; r++)); do
   echo "round $r/$ROUNDS" >&2
   bench_tput_round "$RES" tput 5201 "$DURATION" 1 CLIENT SERVER SERVER_IP "${SETUPS[@]}"
