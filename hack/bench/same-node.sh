@@ -225,7 +225,7 @@ python3 "$REPO/hack/bench/cni_latency.py" --pods "$PODS" --prefix "$P" --out "$R
   --setup sluice "$P-sluice" "$PLUGIN" "$WORK/sluice.json" \
   --setup ptp "$P-ptp" "$REF_CNI/ptp" "$WORK/ptp.json"
 for s in sluice ptp; do
-  for op in add del; do
+  for op in add del version; do
     python3 -c 'import json, sys; print("\n".join(map(str, json.load(open(sys.argv[1]))[sys.argv[2]][sys.argv[3] + "_us"])))' \
       "$RES/latency.json" "$s" "$op" >"$RES/$s.$op.us"
   done
@@ -268,11 +268,12 @@ if ((ROUNDS > 0)); then  # --rounds 0: ADD/DEL latency only
     "${LABEL[floor]}" "TCP 1 stream" "$RES/floor.tput.bpf" "${LABEL[floor]}" "RR" "$RES/floor.rr.bpf"
   echo
 fi
-echo "ADD/DEL latency over $PODS pods (ms, vfork + exec of the plugin from the host namespace + its work; 'first/last 10': ADD median with 0-9 / $((PODS - 10))-$((PODS - 1)) pods already present):"
-printf '%-24s %-12s %-12s %-12s %-12s %-12s %-12s\n' "plugin" "ADD median" "ADD p99" "first 10" "last 10" "DEL median" "DEL p99"
+echo "ADD/DEL latency over $PODS pods (ms, vfork + exec of the plugin from the host namespace + its work; 'first/last 10': ADD median with 0-9 / $((PODS - 10))-$((PODS - 1)) pods already present; VERSION: the same spawn doing nothing but start and answer, before each ADD):"
+printf '%-24s %-12s %-12s %-12s %-12s %-12s %-12s %-12s\n' "plugin" "ADD median" "ADD p99" "first 10" "last 10" "DEL median" "DEL p99" \
+  "VERSION med"
 for s in sluice ptp; do
-  printf '%-24s %-12s %-12s %-12s %-12s %-12s %-12s\n' "${LABEL[$s]}" "$(ms "$(bench_median <"$RES/$s.add.us")")" \
+  printf '%-24s %-12s %-12s %-12s %-12s %-12s %-12s %-12s\n' "${LABEL[$s]}" "$(ms "$(bench_median <"$RES/$s.add.us")")" \
     "$(ms "$(bench_percentile 99 <"$RES/$s.add.us")")" "$(ms "$(head -n 10 "$RES/$s.add.us" | bench_median)")" \
     "$(ms "$(tail -n 10 "$RES/$s.add.us" | bench_median)")" "$(ms "$(bench_median <"$RES/$s.del.us")")" \
-    "$(ms "$(bench_percentile 99 <"$RES/$s.del.us")")"
+    "$(ms "$(bench_percentile 99 <"$RES/$s.del.us")")" "$(ms "$(bench_median <"$RES/$s.version.us")")"
 done
