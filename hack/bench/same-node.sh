@@ -269,10 +269,12 @@ if ((ROUNDS > 0)); then  # --rounds 0: ADD/DEL latency only
   echo
 fi
 echo "ADD/DEL latency over $PODS pods (ms, vfork + exec of the plugin from the host namespace + its work; 'first/last 10': ADD median with 0-9 / $((PODS - 10))-$((PODS - 1)) pods already present; VERSION: the same spawn doing nothing but start and answer, before each ADD):"
-printf '%-24s %-12s %-12s %-12s %-12s %-12s %-12s %-12s\n' "plugin" "ADD median" "ADD p99" "first 10" "last 10" "DEL median" "DEL p99" \
-  "VERSION med"
+lat_row='%-24s %-12s %-12s %-12s %-12s %-12s %-12s %-12s\n'  # the header and each plugin's row
+# shellcheck disable=SC2059 # the format is lat_row, a constant
+printf "$lat_row" "plugin" "ADD median" "ADD p99" "first 10" "last 10" "DEL median" "DEL p99" "VERSION med"
 for s in sluice ptp; do
-  printf '%-24s %-12s %-12s %-12s %-12s %-12s %-12s %-12s\n' "${LABEL[$s]}" "$(ms "$(bench_median <"$RES/$s.add.us")")" \
+  # shellcheck disable=SC2059
+  printf "$lat_row" "${LABEL[$s]}" "$(ms "$(bench_median <"$RES/$s.add.us")")" \
     "$(ms "$(bench_percentile 99 <"$RES/$s.add.us")")" "$(ms "$(head -n 10 "$RES/$s.add.us" | bench_median)")" \
     "$(ms "$(tail -n 10 "$RES/$s.add.us" | bench_median)")" "$(ms "$(bench_median <"$RES/$s.del.us")")" \
     "$(ms "$(bench_percentile 99 <"$RES/$s.del.us")")" "$(ms "$(bench_median <"$RES/$s.version.us")")"
