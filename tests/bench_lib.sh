@@ -86,6 +86,8 @@ expect "throughput slices: SECONDS/slices, streams passed" "$(sort -u "$out/call
 fast 5201 4 4"
 expect "throughput per-round median per column" "$(cat "$out/fast.tput4")" "33 0.3"
 expect "throughput paired ratio by kind" "$(bench_paired_ratio "$out" fast bare tput4)" 1.83
+# CPU per GB, turn by turn: fast 0.2 / bare 0.1, fast 0.4 / bare 0.3 -> median (2 + 1.33) / 2
+expect "paired ratio of another column" "$(bench_paired_ratio "$out" fast bare tput4 2)" 1.67
 bench_tput_round "$out" tput1 5201 9 1 CLIENT SERVER IP bare
 expect "one throughput slice by default, the whole duration" "$(tail -n1 "$out/calls")" "bare 5201 9 1"
 CLIENT[broken]=c; SERVER[broken]=s; IP[broken]=broken

@@ -10,7 +10,8 @@
 # CPU-seconds per GB transferred (from /proc/stat), TCP request/response latency (sockperf
 # ping-pong, client and server busy-polling, in slices taken in turn), and the ratios to the
 # underlay, also as paired ratios (the median over slices of the ratio to the other setup's
-# slice of the same turn, bench_paired_ratio in lib.sh; with --tput-slices for throughput too).
+# slice of the same turn, bench_paired_ratio in lib.sh; throughput and CPU per GB paired the same
+# way against the underlay and kernel VXLAN, one turn per round unless --tput-slices gives more).
 # Then what each of Sluice's programs costs per packet (kernel BPF statistics, in one more run of
 # each test outside the rounds, summed over both nodes).
 #
@@ -194,8 +195,8 @@ print("ratios (medians):")
 def med(k, kind, i=0):
     v = col(k, kind, i)
     return statistics.median(v) if v else float("nan")
-def paired(k, base, kind="rr"):  # median over slices of k's first number over base's, turn by turn
-    a, b = col(k, kind + "-slices"), col(base, kind + "-slices")
+def paired(k, base, kind="rr", idx=0):  # median over slices of k's number idx over base's, turn by turn
+    a, b = col(k, kind + "-slices", idx), col(base, kind + "-slices", idx)
     r = [x / y for x, y in zip(a, b) if y == y and x == x and y > 0]
     return statistics.median(r) if r else float("nan")
 def rounds(k, kind):  # the setup's first column over the underlay's, round by round
@@ -205,7 +206,8 @@ for key, label in setups[1:]:
           f"4 streams {med(key,'tput4')/med('underlay','tput4'):.2f}x, RTT {med(key,'rr')/med('underlay','rr'):.2f}x "
           f"(paired slices {paired(key, 'underlay'):.2f}x)")
     print(f"  {'':30} paired slices: 1 stream {paired(key, 'underlay', 'tput1'):.2f}x, "
-          f"4 streams {paired(key, 'underlay', 'tput4'):.2f}x")
+          f"4 streams {paired(key, 'underlay', 'tput4'):.2f}x; CPU/GB 1 stream "
+          f"{paired(key, 'underlay', 'tput1', 1):.2f}x, 4 streams {paired(key, 'underlay', 'tput4', 1):.2f}x")
     print(f"  {'':30} per round: 1 stream [{rounds(key, 'tput1')}], 4 streams [{rounds(key, 'tput4')}], "
           f"RTT [{rounds(key, 'rr')}]")
 print(f"  Sluice / kernel VXLAN: throughput 1 stream {med('sluice','tput1')/med('flannel','tput1'):.2f}x, "
@@ -213,6 +215,9 @@ print(f"  Sluice / kernel VXLAN: throughput 1 stream {med('sluice','tput1')/med(
       f"CPU/GB {med('sluice','tput1',1)/med('flannel','tput1',1):.2f}x, RTT {med('sluice','rr')/med('flannel','rr'):.2f}x "
       f"(paired slices {paired('sluice', 'flannel'):.2f}x)")
 print(f"  Sluice / kernel VXLAN, 4 streams CPU/GB {med('sluice','tput4',1)/med('flannel','tput4',1):.2f}x")
+print(f"  Sluice / kernel VXLAN, paired slices: throughput 1 stream {paired('sluice', 'flannel', 'tput1'):.2f}x, "
+      f"4 streams {paired('sluice', 'flannel', 'tput4'):.2f}x; CPU/GB 1 stream {paired('sluice', 'flannel', 'tput1', 1):.2f}x, "
+      f"4 streams {paired('sluice', 'flannel', 'tput4', 1):.2f}x")
 if os.path.exists(os.path.join(d, "baseline.tput1")):
     print(f"  Sluice / baseline build: throughput 1 stream {med('sluice','tput1')/med('baseline','tput1'):.2f}x, "
           f"4 streams {med('sluice','tput4')/med('baseline','tput4'):.2f}x, "

@@ -181,13 +181,14 @@ bench_tput_round() {
   bench_round "$out" "$kind" "$slices" "$6" "$7" "$8" "${@:9}" -- bench_tput "$port" "$secs" "$streams"
 }
 
-# bench_paired_ratio OUTDIR SETUP BASE [KIND] -> the median over all slices of KIND (default rr)
-# of SETUP's first number over BASE's in the same turn (bench_round), with two decimals.
-# Pairing slices taken seconds apart cancels most of the drift that a ratio of medians keeps.
+# bench_paired_ratio OUTDIR SETUP BASE [KIND [COLUMN]] -> the median over all slices of KIND
+# (default rr) of SETUP's number in COLUMN (default 1; bench_tput's 2 is CPU-seconds per GB) over
+# BASE's in the same turn (bench_round), with two decimals. Pairing slices taken seconds apart
+# cancels most of the drift that a ratio of medians keeps.
 bench_paired_ratio() {
   paste -d' ' "$1/$2.${4:-rr}-slices" "$1/$3.${4:-rr}-slices" |
-    awk '{ n = NF / 2; a = $1; b = $(n + 1) } a != "nan" && b != "nan" && b > 0 { print a / b }' | bench_median |
-    awk '$1 == "nan" { print; next } { printf "%.2f\n", $1 }'
+    awk -v c="${5:-1}" '{ n = NF / 2; a = $c; b = $(n + c) } a != "nan" && b != "nan" && b > 0 { print a / b }' |
+    bench_median | awk '$1 == "nan" { print; next } { printf "%.2f\n", $1 }'
 }
 
 # bench_bpf_prog_stats -> "ID NAME RUN_TIME_NS RUN_CNT" per loaded BPF program (the kernel counts

@@ -11,7 +11,8 @@
 # the bare pair), the CPU it cost (CPU-seconds per GB, /proc/stat deltas), TCP request/response
 # RTT (sockperf ping-pong, client and server busy-polling, in slices taken in turn; median of
 # per-round medians, per-round ratios, and the paired ratio: the median over all slices of the
-# ratio to the bare pair's slice of the same turn), and ADD/DEL latency (median, p99) over --pods
+# ratio to the bare pair's slice of the same turn; throughput and CPU per GB paired the same way,
+# against the bare pair, `bridge` and `ptp`), and ADD/DEL latency (median, p99) over --pods
 # pods for Sluice vs ptp. Then what Sluice's programs and the floor's cost per packet (kernel BPF
 # statistics, in one more run of each test outside the rounds).
 #
@@ -262,6 +263,17 @@ if ((ROUNDS > 0)); then  # --rounds 0: ADD/DEL latency only
   for s in "${SETUPS[@]}"; do
     printf '%-24s %-46s %s\n' "${LABEL[$s]}" "$(bench_fmt_range "$RES/$s.tput" 2)  [$(col "$RES/$s.tput" 2 | paste -sd' ')]" \
       "$(bench_fmt_range "$RES/$s.tput" 3)"
+  done
+  # The targets compare setups: each throughput run beside the other setups' of the same turn
+  # (--tput-slices N gives N turns per round), the median of those ratios.
+  echo
+  echo "paired, turn by turn over $(wc -l <"$RES/bare.tput-slices") throughput runs each (median of the per-turn ratios):"
+  printf '%-24s %-22s %-22s %-22s %s\n' "setup" "throughput / bare" "CPU per GB / bare" "CPU per GB / bridge" \
+    "CPU per GB / ptp"
+  for s in "${SETUPS[@]}"; do
+    printf '%-24s %-22s %-22s %-22s %s\n' "${LABEL[$s]}" "$(bench_paired_ratio "$RES" "$s" bare tput)" \
+      "$(bench_paired_ratio "$RES" "$s" bare tput 2)" "$(bench_paired_ratio "$RES" "$s" bridge tput 2)" \
+      "$(bench_paired_ratio "$RES" "$s" ptp tput 2)"
   done
   echo
   bench_bpf_cost_table "${LABEL[sluice]}" "TCP 1 stream" "$RES/sluice.tput.bpf" "${LABEL[sluice]}" "RR" "$RES/sluice.rr.bpf" \
