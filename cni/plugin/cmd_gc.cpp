@@ -3,7 +3,9 @@
 // cni.dev/valid-attachments is torn down exactly as DEL would: map entries, host veth, IPAM
 // reservation, endpoint record. Attachments are found through the endpoint records and, for
 // the built-in allocator, through its reservations too (an ADD killed before it wrote the
-// record still holds an address, and its veth name follows from the reservation's key).
+// record still holds an address, and its veth name follows from the reservation's key). Then GC
+// is forwarded to a delegated IPAM plugin that speaks CNI 1.1 (the spec asks it of plugins that
+// delegate), so that it frees leases Sluice holds no record of.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -56,6 +58,13 @@ Status cmdGc(const Invocation& inv) {
       // One broken attachment must not keep GC from the others.
       spdlog::error("GC: {}/{}: {}", cid, ifname, st.error().describe());
       if (failed++ == 0) first = st.error();
+    }
+  }
+  if (!conf.ipam->builtin()) {
+    auto forwarded = IpamClient(inv, IpamClient::NetworkWide{}).gc();
+    if (!forwarded.ok()) {
+      spdlog::error("GC: {}", forwarded.error().describe());
+      if (failed == 0) return std::move(forwarded).error().context("GC");
     }
   }
   if (failed)

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// STATUS (CNI 1.1): ready once the agent has pinned the datapath and the IPAM can serve.
+// STATUS (CNI 1.1): ready once the agent has pinned the datapath and the IPAM can serve: a
+// delegated IPAM plugin is found in CNI_PATH and, if it speaks STATUS, asked (its error is ours).
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ipam_client.h"
 #include "plugin.h"
 #include "sluice/bpf/datapath.h"
 #include "sluice/cni/exec.h"
@@ -19,6 +21,7 @@ Status cmdStatus(const Invocation& inv) {
     auto found = cni::findPlugin(conf.ipam->type, inv.env.path);
     if (!found.ok())
       return Error(CniCode::kPluginNotAvailable, found.error().message());
+    SL_TRY(IpamClient(inv, IpamClient::NetworkWide{}).status());
   }
   return okStatus();
 }

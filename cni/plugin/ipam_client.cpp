@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "sluice/cni/exec.h"
 #include "sluice/cni/ipam.h"
 #include "sluice/cni/version.h"
@@ -21,6 +23,9 @@ IpamClient::IpamClient(const Invocation& inv, std::string containerId, std::stri
       ifname_(std::move(ifname)),
       forGc_(true) {}
 
+IpamClient::IpamClient(const Invocation& inv, NetworkWide)
+    : conf_(inv.conf), env_(inv.env), forGc_(true) {}
+
 Result<std::string> IpamClient::exec(const std::string& command, const std::string& config) {
   SL_ASSIGN_OR_RETURN(std::string binary, cni::findPlugin(type(), env_.path));
   cni::PluginCall call;
@@ -36,10 +41,8 @@ Result<std::string> IpamClient::exec(const std::string& command, const std::stri
   return out;
 }
 
-Result<std::string> IpamClient::delegatedConfig() {
-  if (!forGc_) return conf_.raw;
-  // GC runs with cniVersion 1.1.0; a delegate that predates it (Debian's host-local speaks up to
-  // 1.0.0) is asked for its versions and given the newest one both of us speak.
+Result<std::vector<std::string>> IpamClient::delegateVersions() {
+  if (versions_) return *versions_;
   SL_ASSIGN_OR_RETURN(std::string binary, cni::findPlugin(type(), env_.path));
   cni::PluginCall call;
   call.command = "VERSION";
@@ -47,13 +50,29 @@ Result<std::string> IpamClient::delegatedConfig() {
   SL_ASSIGN_OR_RETURN(std::string out,
                       cni::execPlugin(binary, call, json{{"cniVersion", conf_.cniVersion}}.dump()));
   json info = json::parse(out, nullptr, false);
-  std::string best;
+  std::vector<std::string> versions;
   if (info.is_object() && info.contains("supportedVersions") && info["supportedVersions"].is_array())
     for (const auto& v : info["supportedVersions"])
-      if (v.is_string() && cni::versionSupported(v.get<std::string>()) &&
-          cni::versionAtLeast(conf_.cniVersion, v.get<std::string>()) &&
-          (best.empty() || cni::versionAtLeast(v.get<std::string>(), best)))
-        best = v.get<std::string>();
+      if (v.is_string()) versions.push_back(v.get<std::string>());
+  versions_ = versions;
+  return versions;
+}
+
+Result<bool> IpamClient::delegateSpeaksOurVersion() {
+  SL_ASSIGN_OR_RETURN(auto versions, delegateVersions());
+  return std::find(versions.begin(), versions.end(), conf_.cniVersion) != versions.end();
+}
+
+Result<std::string> IpamClient::delegatedConfig() {
+  if (!forGc_) return conf_.raw;
+  // GC runs with cniVersion 1.1.0; a delegate that predates it (Debian's host-local speaks up to
+  // 1.0.0) is given the newest version both of us speak.
+  SL_ASSIGN_OR_RETURN(auto versions, delegateVersions());
+  std::string best;
+  for (const auto& v : versions)
+    if (cni::versionSupported(v) && cni::versionAtLeast(conf_.cniVersion, v) &&
+        (best.empty() || cni::versionAtLeast(v, best)))
+      best = v;
   if (best.empty())
     return Error(CniCode::kIncompatibleVersion,
                  "ipam plugin " + type() + " speaks no CNI version we can use for DEL");
@@ -115,6 +134,28 @@ Status IpamClient::check(const std::vector<net::IpAddr>& ips) {
   }
   SL_TRY(exec("CHECK", conf_.raw));
   return okStatus();
+}
+
+Status IpamClient::status() {
+  if (builtin()) return okStatus();
+  SL_ASSIGN_OR_RETURN(bool speaks, delegateSpeaksOurVersion());
+  if (!speaks) return okStatus();  // found in CNI_PATH (it answered VERSION), no STATUS to ask
+  SL_TRY(exec("STATUS", conf_.raw));  // its code (50, 51, ...) is passed on unchanged
+  return okStatus();
+}
+
+Result<bool> IpamClient::gc() {
+  if (builtin()) return false;
+  SL_ASSIGN_OR_RETURN(bool speaks, delegateSpeaksOurVersion());
+  if (!speaks) {
+    spdlog::info("GC: ipam {} predates GC (no cniVersion {}): only the attachments above were "
+                 "released through it",
+                 type(), conf_.cniVersion);
+    return false;
+  }
+  SL_TRY(exec("GC", conf_.raw));
+  spdlog::info("GC: forwarded to ipam {}", type());
+  return true;
 }
 
 Result<std::vector<net::IpAddr>> IpamClient::held() {

@@ -3,6 +3,7 @@
 // delegated IPAM plugin exec'd from CNI_PATH per the spec. Verbs do not care which.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,9 @@ class IpamClient {
   explicit IpamClient(const Invocation& inv);
   // For another attachment of the same network (GC).
   IpamClient(const Invocation& inv, std::string containerId, std::string ifname);
+  // For the whole network (GC, STATUS): no container, interface or netns.
+  struct NetworkWide {};
+  IpamClient(const Invocation& inv, NetworkWide);
 
   const std::string& type() const { return conf_.ipam->type; }
   bool builtin() const { return conf_.ipam->builtin(); }
@@ -37,17 +41,31 @@ class IpamClient {
   // their state).
   Result<std::vector<net::IpAddr>> held();
 
+  // CNI 1.1 asks a plugin to pass STATUS and GC on to the plugins it delegates to. STATUS: a
+  // delegated plugin that speaks our cniVersion is asked, and its error is ours; one that
+  // predates STATUS is ready when CNI_PATH has it. The built-in allocator is always ready.
+  Status status();
+  // GC: forwarded as received (cni.dev/valid-attachments included) to a delegated plugin that
+  // speaks our cniVersion. False, and nothing run, when the allocator is built in (the caller
+  // collects its reservations) or the delegated plugin predates GC.
+  Result<bool> gc();
+
  private:
   Result<std::string> exec(const std::string& command, const std::string& config);
   // The configuration for a delegated call: stdin unchanged, unless the plugin does not speak
   // our cniVersion for a verb it has (GC's per-attachment DEL), then rewritten.
   Result<std::string> delegatedConfig();
+  // The versions the delegated plugin answers VERSION with, asked once.
+  Result<std::vector<std::string>> delegateVersions();
+  // Whether it speaks the configuration's cniVersion (for GC and STATUS: 1.1.0 or later).
+  Result<bool> delegateSpeaksOurVersion();
 
   const cni::NetConf& conf_;
   const cni::CniEnv& env_;
   std::string containerId_;
   std::string ifname_;
   bool forGc_ = false;
+  std::optional<std::vector<std::string>> versions_;
 };
 
 }  // namespace sluice::plugin

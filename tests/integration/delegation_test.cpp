@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // External IPAM: any ipam.type other than sluice-ipam is executed from CNI_PATH per the spec.
 // Checked with the reference host-local plugin (Debian's containernetworking-plugins).
+#include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -79,6 +81,160 @@ TEST_F(DelegationTest, FailedAddReleasesTheDelegatedLease) {
     if (n != "lock" && n.rfind("last_reserved_ip", 0) != 0) leases.push_back(n);
   }
   EXPECT_TRUE(leases.empty()) << "host-local lease left: " << ::testing::PrintToString(leases);
+}
+
+// --- CNI 1.1: GC and STATUS go on to the delegated plugin where it speaks them
+
+// host-local's leases of network kNet under dataDir (file names: the addresses).
+std::vector<std::string> leases(const std::string& dataDir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(fs::path(dataDir) / kNet, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    std::string n = it->path().filename().string();
+    if (n != "lock" && n.rfind("last_reserved_ip", 0) != 0) out.push_back(n);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// What the CNI 1.1 delegate (tests/integration/ipam11.py) was asked, one JSON object a call.
+std::vector<json> delegateCalls(const std::string& dataDir) {
+  std::vector<json> out;
+  std::ifstream in(fs::path(dataDir) / "calls");
+  for (std::string line; std::getline(in, line);) out.push_back(json::parse(line));
+  return out;
+}
+
+std::vector<json> callsOf(const std::vector<json>& calls, const std::string& command) {
+  std::vector<json> out;
+  for (const auto& c : calls)
+    if (c.value("command", "") == command) out.push_back(c);
+  return out;
+}
+
+class Cni11DelegateTest : public NodeTest {
+ protected:
+  void SetUp() override {
+    NodeTest::SetUp();
+    if (HasFatalFailure()) return;
+    // The delegate is found by its type name in CNI_PATH, like any IPAM plugin.
+    const fs::path dir = fs::path(node_.tmpDir()) / "delegates";
+    fs::create_directories(dir);
+    fs::copy_file(SLUICE_IPAM11_SCRIPT, dir / "ipam11", fs::copy_options::overwrite_existing);
+    fs::permissions(dir / "ipam11", fs::perms::owner_all, fs::perm_options::add);
+    node_.prependCniPath(dir.string());
+    dataDir_ = node_.tmpDir() + "/ipam11";
+  }
+  json conf(const std::string& type, const std::string& cniVersion = "1.1.0") const {
+    json ipam = {{"type", type},
+                 {"ranges", json::array({json::array({json{{"subnet", kSubnet}}})})},
+                 {"dataDir", dataDir_}};
+    return node_.pluginConf(cniVersion, kNet, ipam);
+  }
+  // GC and STATUS are CNI 1.1 verbs: the runtime sends them with a 1.1.0 configuration.
+  ProcResult gc(json c, const std::vector<const Pod*>& valid) { c["cniVersion"] = "1.1.0"; return gcAs(c, valid); }
+  ProcResult gcAs(const json& c, const std::vector<const Pod*>& valid) {
+    json g = c;
+    json list = json::array();
+    for (const Pod* p : valid) list.push_back({{"containerID", p->containerId}, {"ifname", p->ifname}});
+    g["cni.dev/valid-attachments"] = list;
+    CniRequest r;
+    r.command = "GC";
+    r.containerId.reset();
+    r.ifname.reset();
+    r.config = g.dump();
+    return node_.cni(r);
+  }
+  ProcResult status(const json& c) {
+    CniRequest r;
+    r.command = "STATUS";
+    r.containerId.reset();
+    r.ifname.reset();
+    r.config = c.dump();
+    return node_.cni(r);
+  }
+  std::string dataDir_;
+};
+
+// GC is forwarded with the runtime's list, so the delegate also frees a lease that sluice has
+// no record of: an ADD killed right after its IPAM step.
+TEST_F(Cni11DelegateTest, GcIsForwardedAndFreesLeasesSluiceNeverRecorded) {
+  const json c = conf("ipam11");
+  Pod a = node_.makePod("a"), b = node_.makePod("b"), killed = node_.makePod("k");
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(a, c));
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(b, c));
+  ProcResult k = node_.add(killed, c, {"SLUICE_TEST_KILL_AT=ipam"});
+  ASSERT_EQ(k.termSignal, SIGKILL) << k.describe();
+  ASSERT_EQ(leases(dataDir_).size(), 3u) << "a, b and the killed ADD's lease";
+
+  ProcResult r = gc(c, {&a});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  EXPECT_EQ(leases(dataDir_), std::vector<std::string>{a.ip}) << "b's and the killed ADD's leases go";
+  EXPECT_FALSE(node_.link(node_.hostNs(), hostVethName(b.containerId, b.ifname))) << "b is torn down";
+  EXPECT_TRUE(node_.check(a, c).ok()) << "a is untouched";
+  auto gcs = callsOf(delegateCalls(dataDir_), "GC");
+  ASSERT_EQ(gcs.size(), 1u) << "GC forwarded once";
+  EXPECT_EQ(gcs[0]["cniVersion"], "1.1.0");
+  EXPECT_EQ(gcs[0]["validAttachments"],
+            json::array({json{{"containerID", a.containerId}, {"ifname", a.ifname}}}))
+      << "with the runtime's list, unchanged";
+  EXPECT_EQ(gcs[0]["containerID"], "") << "GC names no attachment";
+
+  // The delegate's GC error, its code unchanged, is GC's error; the attachments not in the
+  // list are dealt with all the same.
+  Pod c2 = node_.makePod("c");
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(c2, c));
+  {
+    std::ofstream(fs::path(dataDir_) / "gc-error") << "lease store busy";
+  }
+  ProcResult bad = gc(c, {&a});
+  EXPECT_TRUE(isCniError(bad, 11)) << bad.describe();
+  EXPECT_FALSE(node_.link(node_.hostNs(), hostVethName(c2.containerId, c2.ifname))) << "c is torn down";
+  EXPECT_EQ(leases(dataDir_), std::vector<std::string>{a.ip}) << "c's lease went with its DEL";
+  fs::remove(fs::path(dataDir_) / "gc-error");
+  EXPECT_TRUE(node_.del(a, c).ok());
+  EXPECT_TRUE(node_.nothingLeft(kNet, {a, b, killed, c2}));
+}
+
+// Debian's host-local predates GC (it speaks up to 1.0.0, so its pods were added with a 1.0.0
+// configuration, as before an upgrade of the conflist to 1.1.0): nothing is forwarded to it,
+// and the attachments sluice knows are released through its DEL, in a version it speaks.
+TEST_F(Cni11DelegateTest, GcWithADelegateThatPredatesItReleasesWhatSluiceKnows) {
+  const json c = conf("host-local", "1.0.0");
+  Pod a = node_.makePod("a"), b = node_.makePod("b");
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(a, c));
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(b, c));
+  ProcResult r = gc(c, {&a});
+  ASSERT_TRUE(r.ok()) << r.describe();
+  EXPECT_EQ(leases(dataDir_), std::vector<std::string>{a.ip});
+  EXPECT_TRUE(node_.check(a, c).ok());
+  EXPECT_TRUE(node_.del(a, c).ok());
+  EXPECT_TRUE(leases(dataDir_).empty());
+  EXPECT_TRUE(node_.nothingLeft(kNet, {a, b}));
+}
+
+// STATUS asks a delegate that speaks it and passes its error on unchanged; one that predates
+// STATUS (host-local, which answers it with an error) is not asked.
+TEST_F(Cni11DelegateTest, StatusAsksTheDelegateThatSpeaksIt) {
+  const json c = conf("ipam11");
+  ProcResult ok = status(c);
+  EXPECT_TRUE(ok.ok()) << ok.describe();
+  EXPECT_EQ(callsOf(delegateCalls(dataDir_), "STATUS").size(), 1u) << "the delegate was asked";
+
+  {
+    std::ofstream(fs::path(dataDir_) / "status-error") << "address pool unreachable";
+  }
+  ProcResult down = status(c);
+  ASSERT_TRUE(isCniError(down, 50)) << down.describe();
+  auto err = parseCniError(down.out);
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->msg.find("address pool unreachable"), std::string::npos) << err->msg;
+  fs::remove(fs::path(dataDir_) / "status-error");
+  EXPECT_TRUE(status(c).ok());
+
+  ProcResult old = status(conf("host-local"));  // 1.1.0, which host-local does not speak
+  EXPECT_TRUE(old.ok()) << old.describe();
 }
 
 TEST_F(DelegationTest, MissingIpamPluginIsAnErrorAndLeavesNothing) {

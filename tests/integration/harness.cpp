@@ -438,6 +438,7 @@ void Node::create(const Binaries& bins, bool withDatapath) {
 }
 
 void Node::destroy() {
+  extraCniPath_.clear();
   for (auto it = netns_.rbegin(); it != netns_.rend(); ++it) {
     runProcess({"ip", "netns", "del", *it});
   }
@@ -524,7 +525,9 @@ ProcResult Node::cni(const CniRequest& req) {
   if (req.netns) o.env.push_back("CNI_NETNS=" + *req.netns);
   if (req.ifname) o.env.push_back("CNI_IFNAME=" + *req.ifname);
   if (req.args) o.env.push_back("CNI_ARGS=" + *req.args);
-  if (!req.unsetPath) o.env.push_back("CNI_PATH=" + req.path.value_or(pluginDir() + ":" + bins_.refCniDir));
+  if (!req.unsetPath)
+    o.env.push_back("CNI_PATH=" + req.path.value_or((extraCniPath_.empty() ? "" : extraCniPath_ + ":") +
+                                                    pluginDir() + ":" + bins_.refCniDir));
   o.env.insert(o.env.end(), req.extraEnv.begin(), req.extraEnv.end());
   o.input = req.config;
   o.killAfterMicros = req.killAfterMicros;

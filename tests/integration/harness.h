@@ -153,6 +153,8 @@ class Node {
 
   // Runs the agent's --load-only against this node's bpffs (inside the host netns).
   ProcResult loadDatapath();
+  // Puts dir first in the CNI_PATH of every later request that leaves its path to the default.
+  void prependCniPath(const std::string& dir) { extraCniPath_ = dir; }
 
   // --- netns
   // Creates <prefix>-<suffix> with lo up; tracked for cleanup.
@@ -226,6 +228,7 @@ class Node {
  private:
 
   Binaries bins_;
+  std::string extraCniPath_;
   std::string prefix_;
   std::string hostNs_;
   std::string tmpDir_;
