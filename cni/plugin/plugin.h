@@ -22,9 +22,11 @@ Result<std::string> cmdAdd(const Invocation& inv);
 Status cmdDel(const Invocation& inv);
 // CHECK: verifies every piece ADD created, and prevResult against them.
 Status cmdCheck(const Invocation& inv);
-// GC (CNI 1.1): removes every endpoint of this network not in cni.dev/valid-attachments.
+// GC (CNI 1.1): removes every endpoint of this network not in cni.dev/valid-attachments, then
+// forwards GC to a delegated IPAM plugin that speaks 1.1.
 Status cmdGc(const Invocation& inv);
-// STATUS (CNI 1.1): code 50 while the datapath is not pinned.
+// STATUS (CNI 1.1): code 50 while the datapath is not pinned; a delegated IPAM plugin that
+// speaks 1.1 is asked too, and its error is ours.
 Status cmdStatus(const Invocation& inv);
 
 // SLUICE_TEST_FAIL_AT=<step> (docs/internals.md): fails ADD right after that step;
