@@ -93,26 +93,29 @@ Result<std::string> cmdAdd(const Invocation& inv) {
   const std::string hostVeth = cni::hostVethName(env.containerId, env.ifname);
   IpamClient ipam(inv);
 
-  // Leftovers of this very attachment (an ADD that crashed, or ADD repeated without DEL) are
-  // cleared first; its address reservation is kept and handed out again.
-  {
-    SL_ASSIGN_OR_RETURN(auto stale, host.link(hostVeth));
-    SL_ASSIGN_OR_RETURN(auto staleRecord, cni::readEndpointRecord(conf.stateDir, hostVeth));
-    if (stale || staleRecord) {
-      spdlog::warn("attachment already plumbed (host veth {} {}): replacing it", hostVeth,
-                   stale ? "exists" : "is gone but its record is left");
-      SL_TRY(teardownAttachment(inv, {env.containerId, env.ifname, env.netns}, &maps, nullptr));
-    }
-  }
   // One netlink socket in the pod netns for all of ADD (a socket stays in the netns it was
   // opened in). Declared before the rollback so that its undo actions can still use it.
   SL_ASSIGN_OR_RETURN(const cni::Netlink pod,
                       cni::inNetns(podNs.get(), [] { return cni::Netlink::open(); }));
+  // An interface of that name in the container is an error (SPEC: ADD), ours included: ADD
+  // repeated without DEL leaves a working pod alone, and the runtime's DEL clears it.
   {
     SL_ASSIGN_OR_RETURN(auto busy, pod.link(env.ifname));
     if (busy)
       return Error(CniCode::kInternal, "the pod netns already has an interface " + env.ifname,
                    EEXIST);
+  }
+  // Host-side leftovers of this very attachment whose pod interface is gone (an ADD that
+  // crashed, a pod netns made anew) are cleared; the address reservation is kept and handed
+  // out again.
+  {
+    SL_ASSIGN_OR_RETURN(auto stale, host.link(hostVeth));
+    SL_ASSIGN_OR_RETURN(auto staleRecord, cni::readEndpointRecord(conf.stateDir, hostVeth));
+    if (stale || staleRecord) {
+      spdlog::warn("leftovers of this attachment (host veth {} {}): clearing them", hostVeth,
+                   stale ? "exists" : "is gone but its record is left");
+      SL_TRY(teardownAttachment(inv, {env.containerId, env.ifname, env.netns}, &maps, nullptr));
+    }
   }
 
   Rollback undo;

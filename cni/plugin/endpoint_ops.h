@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Pieces of an attachment that several verbs share: the names, the fixed gateway, and the
-// teardown that DEL, GC and a repeated ADD use.
+// teardown that DEL, GC and an ADD finding host-side leftovers of its attachment use.
 #pragma once
 
 #include <optional>

@@ -337,6 +337,57 @@ TEST_F(LifecycleTest, DelTwiceSucceeds) {
   EXPECT_TRUE(d3.ok()) << "DEL of an unknown container\n" << d3.describe();
 }
 
+// SPEC (ADD): an interface of the requested name in the container is an error. A second ADD of
+// a working attachment fails and leaves it as it was; after the runtime's DEL, ADD works again.
+TEST_F(LifecycleTest, RepeatedAddIsAnErrorAndLeavesThePodAlone) {
+  json conf = node_.pluginConf("1.1.0", kNet, node_.sluiceIpam(kSubnet));
+  Pod a = node_.makePod("a"), b = node_.makePod("b");
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(a, conf));
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(b, conf));
+  const std::string veth = hostVethName(a.containerId, a.ifname);
+  const auto ifindex = node_.link(node_.hostNs(), veth).value_or(json::object()).value("ifindex", 0);
+  const auto podMac = node_.link(a.netnsName, a.ifname).value_or(json::object()).value("address", "");
+
+  ProcResult again = node_.add(a, conf);
+  EXPECT_TRUE(isCniError(again)) << again.describe();
+  auto err = parseCniError(again.out);
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->msg.find("already has an interface " + a.ifname), std::string::npos) << err->msg;
+  // The same veth pair (not one made anew), the same address, and it still talks.
+  EXPECT_EQ(node_.link(node_.hostNs(), veth).value_or(json::object()).value("ifindex", -1), ifindex);
+  EXPECT_EQ(node_.link(a.netnsName, a.ifname).value_or(json::object()).value("address", "?"), podMac);
+  EXPECT_TRUE(node_.check(a, conf).ok());
+  EXPECT_TRUE(node_.ping(b.netnsName, a.ip));
+
+  ASSERT_TRUE(node_.del(a, conf).ok());
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(a, conf));
+  EXPECT_TRUE(node_.ping(b.netnsName, a.ip));
+  EXPECT_TRUE(node_.del(a, conf).ok());
+  EXPECT_TRUE(node_.del(b, conf).ok());
+  EXPECT_TRUE(node_.nothingLeft(kNet, {a, b}));
+}
+
+// What an attachment leaves on the host once its pod interface is gone (the veth pair deleted
+// by hand: the endpoint record, the map entries, the address) is cleared by the next ADD of
+// the same attachment, which gets the same address back.
+TEST_F(LifecycleTest, AddClearsHostLeftoversOfTheSameAttachment) {
+  json conf = node_.pluginConf("1.1.0", kNet, node_.sluiceIpam(kSubnet));
+  Pod a = node_.makePod("a");
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(a, conf));
+  const std::string firstIp = a.ip;
+  const std::string veth = hostVethName(a.containerId, a.ifname);
+  ASSERT_TRUE(node_.runIn(node_.hostNs(), {"ip", "link", "del", veth}).ok());
+  ASSERT_TRUE(node_.endpointRecord(veth)) << "the record outlives the veth";
+
+  ASSERT_NO_FATAL_FAILURE(node_.addOk(a, conf));
+  EXPECT_EQ(a.ip, firstIp) << "the reservation is handed out again";
+  EXPECT_TRUE(node_.check(a, conf).ok());
+  EXPECT_EQ(node_.endpointEntries().size(), 1u);
+  EXPECT_EQ(node_.ifaceEntries().size(), 1u);
+  EXPECT_TRUE(node_.del(a, conf).ok());
+  EXPECT_TRUE(node_.nothingLeft(kNet, {a}));
+}
+
 TEST_F(LifecycleTest, DelWithEmptyNetnsAfterThePodNetnsIsGoneRemovesEverything) {
   json conf = node_.pluginConf("1.0.0", kNet, node_.sluiceIpam(kSubnet));
   Pod pod = node_.makePod("a");
