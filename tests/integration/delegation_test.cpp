@@ -16,6 +16,19 @@ namespace fs = std::filesystem;
 
 constexpr const char* kSubnet = "10.244.9.0/24";
 
+// host-local's leases of network kNet under dataDir (file names: the addresses).
+std::vector<std::string> leases(const std::string& dataDir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::directory_iterator(fs::path(dataDir) / kNet, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    std::string n = it->path().filename().string();
+    if (n != "lock" && n.rfind("last_reserved_ip", 0) != 0) out.push_back(n);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 using DelegationTest = NodeTest;
 
 TEST_F(DelegationTest, HostLocalAllocatesAndReleases) {
@@ -73,30 +86,10 @@ TEST_F(DelegationTest, FailedAddReleasesTheDelegatedLease) {
   ProcResult r = node_.add(pod, conf, {"SLUICE_TEST_FAIL_AT=endpoints-map"});
   EXPECT_TRUE(isCniError(r));
   EXPECT_TRUE(node_.nothingLeft(kNet, {pod}));
-  std::vector<std::string> leases;
-  std::error_code ec;
-  for (auto it = fs::directory_iterator(fs::path(dataDir) / kNet, ec); !ec && it != fs::directory_iterator();
-       it.increment(ec)) {
-    std::string n = it->path().filename().string();
-    if (n != "lock" && n.rfind("last_reserved_ip", 0) != 0) leases.push_back(n);
-  }
-  EXPECT_TRUE(leases.empty()) << "host-local lease left: " << ::testing::PrintToString(leases);
+  EXPECT_TRUE(leases(dataDir).empty()) << "host-local lease left: " << ::testing::PrintToString(leases(dataDir));
 }
 
 // --- CNI 1.1: GC and STATUS go on to the delegated plugin where it speaks them
-
-// host-local's leases of network kNet under dataDir (file names: the addresses).
-std::vector<std::string> leases(const std::string& dataDir) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (auto it = fs::directory_iterator(fs::path(dataDir) / kNet, ec); !ec && it != fs::directory_iterator();
-       it.increment(ec)) {
-    std::string n = it->path().filename().string();
-    if (n != "lock" && n.rfind("last_reserved_ip", 0) != 0) out.push_back(n);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 // What the CNI 1.1 delegate (tests/integration/ipam11.py) was asked, one JSON object a call.
 std::vector<json> delegateCalls(const std::string& dataDir) {
@@ -132,20 +125,7 @@ class Cni11DelegateTest : public NodeTest {
                  {"dataDir", dataDir_}};
     return node_.pluginConf(cniVersion, kNet, ipam);
   }
-  // GC and STATUS are CNI 1.1 verbs: the runtime sends them with a 1.1.0 configuration.
-  ProcResult gc(json c, const std::vector<const Pod*>& valid) { c["cniVersion"] = "1.1.0"; return gcAs(c, valid); }
-  ProcResult gcAs(const json& c, const std::vector<const Pod*>& valid) {
-    json g = c;
-    json list = json::array();
-    for (const Pod* p : valid) list.push_back({{"containerID", p->containerId}, {"ifname", p->ifname}});
-    g["cni.dev/valid-attachments"] = list;
-    CniRequest r;
-    r.command = "GC";
-    r.containerId.reset();
-    r.ifname.reset();
-    r.config = g.dump();
-    return node_.cni(r);
-  }
+  // STATUS is a CNI 1.1 verb: the runtime sends it with a 1.1.0 configuration (GC: Node::gc).
   ProcResult status(const json& c) {
     CniRequest r;
     r.command = "STATUS";
@@ -168,7 +148,7 @@ TEST_F(Cni11DelegateTest, GcIsForwardedAndFreesLeasesSluiceNeverRecorded) {
   ASSERT_EQ(k.termSignal, SIGKILL) << k.describe();
   ASSERT_EQ(leases(dataDir_).size(), 3u) << "a, b and the killed ADD's lease";
 
-  ProcResult r = gc(c, {&a});
+  ProcResult r = node_.gc(c, {&a});
   ASSERT_TRUE(r.ok()) << r.describe();
   EXPECT_EQ(leases(dataDir_), std::vector<std::string>{a.ip}) << "b's and the killed ADD's leases go";
   EXPECT_FALSE(node_.link(node_.hostNs(), hostVethName(b.containerId, b.ifname))) << "b is torn down";
@@ -188,7 +168,7 @@ TEST_F(Cni11DelegateTest, GcIsForwardedAndFreesLeasesSluiceNeverRecorded) {
   {
     std::ofstream(fs::path(dataDir_) / "gc-error") << "lease store busy";
   }
-  ProcResult bad = gc(c, {&a});
+  ProcResult bad = node_.gc(c, {&a});
   EXPECT_TRUE(isCniError(bad, 11)) << bad.describe();
   EXPECT_FALSE(node_.link(node_.hostNs(), hostVethName(c2.containerId, c2.ifname))) << "c is torn down";
   EXPECT_EQ(leases(dataDir_), std::vector<std::string>{a.ip}) << "c's lease went with its DEL";
@@ -205,7 +185,7 @@ TEST_F(Cni11DelegateTest, GcWithADelegateThatPredatesItReleasesWhatSluiceKnows) 
   Pod a = node_.makePod("a"), b = node_.makePod("b");
   ASSERT_NO_FATAL_FAILURE(node_.addOk(a, c));
   ASSERT_NO_FATAL_FAILURE(node_.addOk(b, c));
-  ProcResult r = gc(c, {&a});
+  ProcResult r = node_.gc(c, {&a});
   ASSERT_TRUE(r.ok()) << r.describe();
   EXPECT_EQ(leases(dataDir_), std::vector<std::string>{a.ip});
   EXPECT_TRUE(node_.check(a, c).ok());

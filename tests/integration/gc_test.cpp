@@ -13,21 +13,6 @@ namespace {
 constexpr const char* kSubnet = "10.244.1.0/24";
 constexpr const char* kSubnet6 = "fd00:10:244:1::/64";
 
-// GC as a runtime sends it: cniVersion 1.1.0 and the attachments it still knows.
-ProcResult gc(Node& node, const json& conf, const std::vector<const Pod*>& valid) {
-  json c = conf;
-  c["cniVersion"] = "1.1.0";
-  json list = json::array();
-  for (const Pod* p : valid) list.push_back({{"containerID", p->containerId}, {"ifname", p->ifname}});
-  c["cni.dev/valid-attachments"] = list;
-  CniRequest r;
-  r.command = "GC";
-  r.containerId.reset();
-  r.ifname.reset();
-  r.config = c.dump();
-  return node.cni(r);
-}
-
 const std::vector<std::string> kSteps = {"ipam",       "veth",   "pod-link",   "pod-addr",
                                          "pod-routes", "attach", "ifaces-map", "host-route",
                                          "endpoint-record", "endpoints-map"};
@@ -40,7 +25,7 @@ TEST_F(GcTest, RemovesEveryAttachmentTheRuntimeNoLongerKnows) {
   Pod a = node_.makePod("a"), b = node_.makePod("b"), c = node_.makePod("c");
   for (Pod* p : {&a, &b, &c}) ASSERT_NO_FATAL_FAILURE(node_.addOk(*p, conf));
 
-  ProcResult r = gc(node_, conf, {&a});
+  ProcResult r = node_.gc(conf, {&a});
   ASSERT_TRUE(r.ok()) << r.describe();
   EXPECT_TRUE(r.out.empty()) << "GC prints nothing on success: " << r.out;
   // b and c are gone, a is whole and still talks.
@@ -55,9 +40,9 @@ TEST_F(GcTest, RemovesEveryAttachmentTheRuntimeNoLongerKnows) {
   EXPECT_TRUE(node_.check(a, conf).ok());
 
   // GC is idempotent, and an empty list removes the rest.
-  EXPECT_TRUE(gc(node_, conf, {&a}).ok());
+  EXPECT_TRUE(node_.gc(conf, {&a}).ok());
   EXPECT_TRUE(node_.check(a, conf).ok());
-  EXPECT_TRUE(gc(node_, conf, {}).ok());
+  EXPECT_TRUE(node_.gc(conf, {}).ok());
   EXPECT_TRUE(node_.nothingLeft(kNet, {a, b, c}));
 }
 
@@ -109,7 +94,7 @@ TEST_P(KilledAddTest, GcAfterwardsLeavesNothing) {
   Pod pod = node_.makePod("a");
   ProcResult r = node_.add(pod, conf, {"SLUICE_TEST_KILL_AT=" + GetParam()});
   ASSERT_EQ(r.termSignal, SIGKILL) << r.describe();
-  ProcResult g = gc(node_, conf, {&keep});
+  ProcResult g = node_.gc(conf, {&keep});
   EXPECT_TRUE(g.ok()) << g.describe();
   EXPECT_TRUE(node_.check(keep, conf).ok()) << "GC touched the valid attachment";
   EXPECT_TRUE(node_.del(keep, conf).ok());

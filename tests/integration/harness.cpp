@@ -559,6 +559,20 @@ ProcResult Node::check(const Pod& pod, const json& conf) {
   return cni(r);
 }
 
+ProcResult Node::gc(const json& conf, const std::vector<const Pod*>& valid) {
+  json c = conf;
+  c["cniVersion"] = "1.1.0";
+  json list = json::array();
+  for (const Pod* p : valid) list.push_back({{"containerID", p->containerId}, {"ifname", p->ifname}});
+  c["cni.dev/valid-attachments"] = list;
+  CniRequest r;
+  r.command = "GC";
+  r.containerId.reset();
+  r.ifname.reset();
+  r.config = c.dump();
+  return cni(r);
+}
+
 ProcResult Node::del(const Pod& pod, const json& conf, std::optional<std::string> netnsOverride) {
   CniRequest r;
   r.command = "DEL";

@@ -182,6 +182,9 @@ class Node {
   ProcResult del(const Pod& pod, const json& conf, std::optional<std::string> netnsOverride = {});
   // ADD that must succeed; fills pod.result and pod.ip.
   void addOk(Pod& pod, const json& conf);
+  // GC as a runtime sends it: the configuration at cniVersion 1.1.0 with the attachments it
+  // still knows in cni.dev/valid-attachments, no container or interface.
+  ProcResult gc(const json& conf, const std::vector<const Pod*>& valid);
 
   // --- state inspection
   std::vector<json> links(const std::string& ns);
