@@ -23,10 +23,20 @@ import subprocess
 import sys
 
 
+VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]  # what this runtime speaks, oldest first
+
+
+def list_version(conflist):
+    """As libcni does from CNI 1.1 on: the newest of cniVersions this runtime speaks, else
+    cniVersion."""
+    offered = [v for v in conflist.get("cniVersions", []) if v in VERSIONS]
+    return max(offered, key=VERSIONS.index) if offered else conflist["cniVersion"]
+
+
 def plugin_config(conflist, plugin, prev_result, runtime_config):
     conf = dict(plugin)
     conf["name"] = conflist["name"]
-    conf["cniVersion"] = conflist["cniVersion"]
+    conf["cniVersion"] = list_version(conflist)
     conf.pop("runtimeConfig", None)
     rc = {k: runtime_config[k] for k, on in plugin.get("capabilities", {}).items()
           if on and k in runtime_config}

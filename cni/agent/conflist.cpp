@@ -74,7 +74,14 @@ std::string renderConflist(const ConflistParams& p) {
     if (auto caps = chainedCapabilities(type); !caps.empty()) entry["capabilities"] = caps;
     plugins.push_back(entry);
   }
-  ordered_json doc = {{"cniVersion", "1.0.0"}, {"name", "sluice"}, {"plugins", plugins}};
+  ordered_json doc = {{"cniVersion", "1.0.0"}};
+  // CNI 1.1 (GC, STATUS) for runtimes that read cniVersions and pick the newest they speak;
+  // older ones keep to cniVersion. A runtime picks one version for the whole list without
+  // asking the plugins, so only a list of sluice alone offers 1.1.0: chained plugins may not
+  // speak it (Debian's reference plugins stop at 1.0.0).
+  if (p.chain.empty()) doc["cniVersions"] = ordered_json::array({"1.0.0", "1.1.0"});
+  doc["name"] = "sluice";
+  doc["plugins"] = plugins;
   return doc.dump(2) + "\n";
 }
 

@@ -55,6 +55,8 @@ TEST(Conflist, ChainedPluginsFollowSluiceWithTheirCapabilities) {
   json plain = json::parse(renderConflist(p));
   ASSERT_EQ(plain["plugins"].size(), 1u);
   EXPECT_FALSE(plain["plugins"][0].contains("capabilities"));
+  EXPECT_EQ(plain["cniVersion"], "1.0.0") << "what runtimes before CNI 1.1 read";
+  EXPECT_EQ(plain["cniVersions"], json({"1.0.0", "1.1.0"})) << "sluice alone offers CNI 1.1";
 
   p.chain = {"portmap", "bandwidth", "tuning"};
   json c = json::parse(renderConflist(p));
@@ -67,6 +69,8 @@ TEST(Conflist, ChainedPluginsFollowSluiceWithTheirCapabilities) {
   EXPECT_EQ(c["plugins"][2],
             json({{"type", "bandwidth"}, {"capabilities", {{"bandwidth", true}}}}));
   EXPECT_EQ(c["plugins"][3], json({{"type", "tuning"}}));
+  EXPECT_EQ(c["cniVersion"], "1.0.0");
+  EXPECT_FALSE(c.contains("cniVersions")) << "chained plugins may not speak 1.1.0";
 }
 
 TEST(Masquerade, EveryNodeAddressIsExemptAndTheTableIsReplacedInOneGo) {

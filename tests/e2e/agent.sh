@@ -58,6 +58,7 @@ import json, sys
 c = json.load(open(sys.argv[1])); root = sys.argv[2]
 p = c["plugins"][0]
 assert c["cniVersion"] == "1.0.0" and c["name"] == "sluice" and p["type"] == "sluice", c
+assert c["cniVersions"] == ["1.0.0", "1.1.0"], c  # sluice alone: CNI 1.1 for runtimes that read it
 ranges = [[{"subnet": "10.244.2.0/24"}], [{"subnet": "fd00:10:244:2::/64"}]][:int(sys.argv[4])]
 assert p["ipam"] == {"type": "sluice-ipam", "ranges": ranges}, p["ipam"]
 assert p["mtu"] == int(sys.argv[3]), p["mtu"]
