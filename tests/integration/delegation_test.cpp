@@ -16,6 +16,11 @@ namespace fs = std::filesystem;
 
 constexpr const char* kSubnet = "10.244.9.0/24";
 
+// A delegated IPAM section: plugin `type` allocating from kSubnet with its leases under dataDir.
+json delegatedIpam(const std::string& type, const std::string& dataDir) {
+  return {{"type", type}, {"ranges", json::array({json::array({json{{"subnet", kSubnet}}})})}, {"dataDir", dataDir}};
+}
+
 // host-local's leases of network kNet under dataDir (file names: the addresses).
 std::vector<std::string> leases(const std::string& dataDir) {
   std::vector<std::string> out;
@@ -35,10 +40,7 @@ TEST_F(DelegationTest, HostLocalAllocatesAndReleases) {
   ASSERT_TRUE(fs::exists(node_.bins().refCniDir + "/host-local"))
       << "host-local not found in " << node_.bins().refCniDir << " (containernetworking-plugins)";
   const std::string dataDir = node_.tmpDir() + "/host-local";
-  json ipam = {{"type", "host-local"},
-               {"ranges", json::array({json::array({json{{"subnet", kSubnet}}})})},
-               {"dataDir", dataDir}};
-  json conf = node_.pluginConf("1.0.0", kNet, ipam);
+  json conf = node_.pluginConf("1.0.0", kNet, delegatedIpam("host-local", dataDir));
   Pod a = node_.makePod("a"), b = node_.makePod("b");
   ASSERT_NO_FATAL_FAILURE(node_.addOk(a, conf));
   ASSERT_NO_FATAL_FAILURE(node_.addOk(b, conf));
@@ -78,10 +80,7 @@ TEST_F(DelegationTest, HostLocalAllocatesAndReleases) {
 
 TEST_F(DelegationTest, FailedAddReleasesTheDelegatedLease) {
   const std::string dataDir = node_.tmpDir() + "/host-local";
-  json ipam = {{"type", "host-local"},
-               {"ranges", json::array({json::array({json{{"subnet", kSubnet}}})})},
-               {"dataDir", dataDir}};
-  json conf = node_.pluginConf("1.0.0", kNet, ipam);
+  json conf = node_.pluginConf("1.0.0", kNet, delegatedIpam("host-local", dataDir));
   Pod pod = node_.makePod("a");
   ProcResult r = node_.add(pod, conf, {"SLUICE_TEST_FAIL_AT=endpoints-map"});
   EXPECT_TRUE(isCniError(r));
@@ -120,19 +119,7 @@ class Cni11DelegateTest : public NodeTest {
     dataDir_ = node_.tmpDir() + "/ipam11";
   }
   json conf(const std::string& type, const std::string& cniVersion = "1.1.0") const {
-    json ipam = {{"type", type},
-                 {"ranges", json::array({json::array({json{{"subnet", kSubnet}}})})},
-                 {"dataDir", dataDir_}};
-    return node_.pluginConf(cniVersion, kNet, ipam);
-  }
-  // STATUS is a CNI 1.1 verb: the runtime sends it with a 1.1.0 configuration (GC: Node::gc).
-  ProcResult status(const json& c) {
-    CniRequest r;
-    r.command = "STATUS";
-    r.containerId.reset();
-    r.ifname.reset();
-    r.config = c.dump();
-    return node_.cni(r);
+    return node_.pluginConf(cniVersion, kNet, delegatedIpam(type, dataDir_));
   }
   std::string dataDir_;
 };
@@ -198,22 +185,22 @@ TEST_F(Cni11DelegateTest, GcWithADelegateThatPredatesItReleasesWhatSluiceKnows) 
 // STATUS (host-local, which answers it with an error) is not asked.
 TEST_F(Cni11DelegateTest, StatusAsksTheDelegateThatSpeaksIt) {
   const json c = conf("ipam11");
-  ProcResult ok = status(c);
+  ProcResult ok = node_.status(c);
   EXPECT_TRUE(ok.ok()) << ok.describe();
   EXPECT_EQ(callsOf(delegateCalls(dataDir_), "STATUS").size(), 1u) << "the delegate was asked";
 
   {
     std::ofstream(fs::path(dataDir_) / "status-error") << "address pool unreachable";
   }
-  ProcResult down = status(c);
+  ProcResult down = node_.status(c);
   ASSERT_TRUE(isCniError(down, 50)) << down.describe();
   auto err = parseCniError(down.out);
   ASSERT_TRUE(err);
   EXPECT_NE(err->msg.find("address pool unreachable"), std::string::npos) << err->msg;
   fs::remove(fs::path(dataDir_) / "status-error");
-  EXPECT_TRUE(status(c).ok());
+  EXPECT_TRUE(node_.status(c).ok());
 
-  ProcResult old = status(conf("host-local"));  // 1.1.0, which host-local does not speak
+  ProcResult old = node_.status(conf("host-local"));  // 1.1.0, which host-local does not speak
   EXPECT_TRUE(old.ok()) << old.describe();
 }
 

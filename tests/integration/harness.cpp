@@ -565,11 +565,17 @@ ProcResult Node::gc(const json& conf, const std::vector<const Pod*>& valid) {
   json list = json::array();
   for (const Pod* p : valid) list.push_back({{"containerID", p->containerId}, {"ifname", p->ifname}});
   c["cni.dev/valid-attachments"] = list;
+  return networkVerb("GC", c);
+}
+
+ProcResult Node::status(const json& conf) { return networkVerb("STATUS", conf); }
+
+ProcResult Node::networkVerb(const std::string& command, const json& conf) {
   CniRequest r;
-  r.command = "GC";
+  r.command = command;
   r.containerId.reset();
   r.ifname.reset();
-  r.config = c.dump();
+  r.config = conf.dump();
   return cni(r);
 }
 

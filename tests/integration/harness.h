@@ -185,6 +185,8 @@ class Node {
   // GC as a runtime sends it: the configuration at cniVersion 1.1.0 with the attachments it
   // still knows in cni.dev/valid-attachments, no container or interface.
   ProcResult gc(const json& conf, const std::vector<const Pod*>& valid);
+  // STATUS as a runtime sends it: the configuration as given, no container or interface.
+  ProcResult status(const json& conf);
 
   // --- state inspection
   std::vector<json> links(const std::string& ns);
@@ -229,6 +231,8 @@ class Node {
   int openPinned(const std::string& name) const;
 
  private:
+  // A verb of the whole network (GC, STATUS): no CNI_CONTAINERID, CNI_IFNAME or CNI_NETNS.
+  ProcResult networkVerb(const std::string& command, const json& conf);
 
   Binaries bins_;
   std::string extraCniPath_;

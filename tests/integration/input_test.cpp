@@ -33,12 +33,7 @@ TEST_F(VersionTest, ReportsEverySupportedSpecVersion) {
 }
 
 TEST_F(VersionTest, StatusIsReadyWithTheDatapathLoaded) {
-  CniRequest req;
-  req.command = "STATUS";
-  req.containerId.reset();
-  req.ifname.reset();
-  req.config = node_.pluginConf("1.1.0", kNet, node_.sluiceIpam(kSubnet)).dump();
-  ProcResult r = node_.cni(req);
+  ProcResult r = node_.status(node_.pluginConf("1.1.0", kNet, node_.sluiceIpam(kSubnet)));
   EXPECT_TRUE(r.ok()) << r.describe();
 }
 
@@ -49,12 +44,7 @@ class NoDatapathTest : public NodeTest {
 
 TEST_F(NoDatapathTest, StatusNotReadyAndAddFailsCleanlyUntilTheAgentHasLoadedIt) {
   json conf = node_.pluginConf("1.1.0", kNet, node_.sluiceIpam(kSubnet));
-  CniRequest status;
-  status.command = "STATUS";
-  status.containerId.reset();
-  status.ifname.reset();
-  status.config = conf.dump();
-  ProcResult s1 = node_.cni(status);
+  ProcResult s1 = node_.status(conf);
   // SPEC 1.1 STATUS: 50 "the plugin is not available" (51 "limited connectivity" is not
   // this case: nothing can be added at all).
   EXPECT_TRUE(isCniError(s1, 50)) << "STATUS without a datapath";
@@ -66,7 +56,7 @@ TEST_F(NoDatapathTest, StatusNotReadyAndAddFailsCleanlyUntilTheAgentHasLoadedIt)
 
   ProcResult load = node_.loadDatapath();
   ASSERT_TRUE(load.ok()) << load.describe();
-  ProcResult s2 = node_.cni(status);
+  ProcResult s2 = node_.status(conf);
   EXPECT_TRUE(s2.ok()) << "STATUS after the agent loaded the datapath\n" << s2.describe();
   ASSERT_NO_FATAL_FAILURE(node_.addOk(pod, conf));
   EXPECT_TRUE(node_.del(pod, conf).ok());
