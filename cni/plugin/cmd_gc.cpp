@@ -46,13 +46,14 @@ Status cmdGc(const Invocation& inv) {
   }
 
   SL_ASSIGN_OR_RETURN(auto maps, openMapsIfPinned(conf.bpfRoot));
+  IpamClient network(inv, IpamClient::NetworkWide{});
   size_t failed = 0;
   Error first;
   for (const auto& [key, netns] : stale) {
     const auto& [cid, ifname] = key;
     spdlog::info("GC: removing attachment {}/{} (not among the {} valid attachments)", cid, ifname,
                  valid.size());
-    IpamClient ipam(inv, cid, ifname);
+    IpamClient ipam(network, cid, ifname);
     Status st = teardownAttachment(inv, {cid, ifname, netns}, maps ? &*maps : nullptr, &ipam);
     if (!st.ok()) {
       // One broken attachment must not keep GC from the others.
@@ -61,7 +62,7 @@ Status cmdGc(const Invocation& inv) {
     }
   }
   if (!conf.ipam->builtin()) {
-    auto forwarded = IpamClient(inv, IpamClient::NetworkWide{}).gc();
+    auto forwarded = network.gc();
     if (!forwarded.ok()) {
       spdlog::error("GC: {}", forwarded.error().describe());
       if (failed == 0) return std::move(forwarded).error().context("GC");

@@ -16,18 +16,27 @@ using nlohmann::json;
 IpamClient::IpamClient(const Invocation& inv)
     : conf_(inv.conf), env_(inv.env), containerId_(inv.env.containerId), ifname_(inv.env.ifname) {}
 
-IpamClient::IpamClient(const Invocation& inv, std::string containerId, std::string ifname)
-    : conf_(inv.conf),
-      env_(inv.env),
-      containerId_(std::move(containerId)),
-      ifname_(std::move(ifname)),
-      forGc_(true) {}
-
 IpamClient::IpamClient(const Invocation& inv, NetworkWide)
     : conf_(inv.conf), env_(inv.env), forGc_(true) {}
 
+IpamClient::IpamClient(const IpamClient& network, std::string containerId, std::string ifname)
+    : conf_(network.conf_),
+      env_(network.env_),
+      containerId_(std::move(containerId)),
+      ifname_(std::move(ifname)),
+      forGc_(true),
+      delegate_(network.delegate_) {}
+
+Result<std::string> IpamClient::delegateBinary() {
+  if (!delegate_->binary) {
+    SL_ASSIGN_OR_RETURN(std::string binary, cni::findPlugin(type(), env_.path));
+    delegate_->binary = std::move(binary);
+  }
+  return *delegate_->binary;
+}
+
 Result<std::string> IpamClient::exec(const std::string& command, const std::string& config) {
-  SL_ASSIGN_OR_RETURN(std::string binary, cni::findPlugin(type(), env_.path));
+  SL_ASSIGN_OR_RETURN(std::string binary, delegateBinary());
   cni::PluginCall call;
   call.command = command;
   call.containerId = containerId_;
@@ -42,8 +51,8 @@ Result<std::string> IpamClient::exec(const std::string& command, const std::stri
 }
 
 Result<std::vector<std::string>> IpamClient::delegateVersions() {
-  if (versions_) return *versions_;
-  SL_ASSIGN_OR_RETURN(std::string binary, cni::findPlugin(type(), env_.path));
+  if (delegate_->versions) return *delegate_->versions;
+  SL_ASSIGN_OR_RETURN(std::string binary, delegateBinary());
   cni::PluginCall call;
   call.command = "VERSION";
   call.path = env_.path;
@@ -54,7 +63,7 @@ Result<std::vector<std::string>> IpamClient::delegateVersions() {
   if (info.is_object() && info.contains("supportedVersions") && info["supportedVersions"].is_array())
     for (const auto& v : info["supportedVersions"])
       if (v.is_string()) versions.push_back(v.get<std::string>());
-  versions_ = versions;
+  delegate_->versions = versions;
   return versions;
 }
 
@@ -138,6 +147,8 @@ Status IpamClient::check(const std::vector<net::IpAddr>& ips) {
 
 Status IpamClient::status() {
   if (builtin()) return okStatus();
+  if (auto found = delegateBinary(); !found.ok())
+    return Error(CniCode::kPluginNotAvailable, found.error().message());
   SL_ASSIGN_OR_RETURN(bool speaks, delegateSpeaksOurVersion());
   if (!speaks) return okStatus();  // found in CNI_PATH (it answered VERSION), no STATUS to ask
   SL_TRY(exec("STATUS", conf_.raw));  // its code (50, 51, ...) is passed on unchanged

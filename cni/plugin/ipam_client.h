@@ -3,6 +3,7 @@
 // delegated IPAM plugin exec'd from CNI_PATH per the spec. Verbs do not care which.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,11 +24,13 @@ class IpamClient {
  public:
   // For the attachment of the invocation.
   explicit IpamClient(const Invocation& inv);
-  // For another attachment of the same network (GC).
-  IpamClient(const Invocation& inv, std::string containerId, std::string ifname);
   // For the whole network (GC, STATUS): no container, interface or netns.
   struct NetworkWide {};
   IpamClient(const Invocation& inv, NetworkWide);
+  // For another attachment of the same network (GC). It shares what `network` learns of the
+  // delegated plugin (where it is, which versions it speaks), so that a GC of many attachments
+  // searches CNI_PATH and runs VERSION once.
+  IpamClient(const IpamClient& network, std::string containerId, std::string ifname);
 
   const std::string& type() const { return conf_.ipam->type; }
   bool builtin() const { return conf_.ipam->builtin(); }
@@ -42,8 +45,9 @@ class IpamClient {
   Result<std::vector<net::IpAddr>> held();
 
   // CNI 1.1 asks a plugin to pass STATUS and GC on to the plugins it delegates to. STATUS: a
-  // delegated plugin that speaks our cniVersion is asked, and its error is ours; one that
-  // predates STATUS is ready when CNI_PATH has it. The built-in allocator is always ready.
+  // delegated plugin missing from CNI_PATH is code 50; one that speaks our cniVersion is asked,
+  // and its error is ours; one that predates STATUS is ready. The built-in allocator is always
+  // ready.
   Status status();
   // GC: forwarded as received (cni.dev/valid-attachments included) to a delegated plugin that
   // speaks our cniVersion. False, and nothing run, when the allocator is built in (the caller
@@ -51,6 +55,8 @@ class IpamClient {
   Result<bool> gc();
 
  private:
+  // The delegated plugin's path in CNI_PATH, searched once.
+  Result<std::string> delegateBinary();
   Result<std::string> exec(const std::string& command, const std::string& config);
   // The configuration for a delegated call: stdin unchanged, unless the plugin does not speak
   // our cniVersion for a verb it has (GC's per-attachment DEL), then rewritten.
@@ -65,7 +71,12 @@ class IpamClient {
   std::string containerId_;
   std::string ifname_;
   bool forGc_ = false;
-  std::optional<std::vector<std::string>> versions_;
+  // What is learnt of the delegated plugin, shared by the clients of one invocation.
+  struct Delegate {
+    std::optional<std::string> binary;
+    std::optional<std::vector<std::string>> versions;
+  };
+  std::shared_ptr<Delegate> delegate_ = std::make_shared<Delegate>();
 };
 
 }  // namespace sluice::plugin

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "harness.h"
@@ -135,9 +136,13 @@ TEST_F(Cni11DelegateTest, GcIsForwardedAndFreesLeasesSluiceNeverRecorded) {
   ASSERT_EQ(k.termSignal, SIGKILL) << k.describe();
   ASSERT_EQ(leases(dataDir_).size(), 3u) << "a, b and the killed ADD's lease";
 
-  ProcResult r = node_.gc(c, {&a});
+  const std::string versionLog = node_.tmpDir() + "/ipam11-versions";
+  ProcResult r = node_.gc(c, {&a}, {"IPAM11_VERSION_LOG=" + versionLog});
   ASSERT_TRUE(r.ok()) << r.describe();
   EXPECT_EQ(leases(dataDir_), std::vector<std::string>{a.ip}) << "b's and the killed ADD's leases go";
+  std::ifstream versions(versionLog);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(versions), {}), "VERSION\n")
+      << "one VERSION for the whole GC, not one per stale attachment plus one for the forward";
   EXPECT_FALSE(node_.link(node_.hostNs(), hostVethName(b.containerId, b.ifname))) << "b is torn down";
   EXPECT_TRUE(node_.check(a, c).ok()) << "a is untouched";
   auto gcs = callsOf(delegateCalls(dataDir_), "GC");
@@ -182,7 +187,8 @@ TEST_F(Cni11DelegateTest, GcWithADelegateThatPredatesItReleasesWhatSluiceKnows) 
 }
 
 // STATUS asks a delegate that speaks it and passes its error on unchanged; one that predates
-// STATUS (host-local, which answers it with an error) is not asked.
+// STATUS (host-local, which answers it with an error) is not asked; one missing from CNI_PATH
+// makes the network unavailable.
 TEST_F(Cni11DelegateTest, StatusAsksTheDelegateThatSpeaksIt) {
   const json c = conf("ipam11");
   ProcResult ok = node_.status(c);
@@ -202,6 +208,10 @@ TEST_F(Cni11DelegateTest, StatusAsksTheDelegateThatSpeaksIt) {
 
   ProcResult old = node_.status(conf("host-local"));  // 1.1.0, which host-local does not speak
   EXPECT_TRUE(old.ok()) << old.describe();
+
+  ProcResult missing = node_.status(conf("no-such-ipam"));
+  ASSERT_TRUE(isCniError(missing, 50)) << "a delegate missing from CNI_PATH: " << missing.describe();
+  EXPECT_NE(parseCniError(missing.out)->msg.find("no-such-ipam"), std::string::npos) << missing.out;
 }
 
 TEST_F(DelegationTest, MissingIpamPluginIsAnErrorAndLeavesNothing) {

@@ -559,23 +559,26 @@ ProcResult Node::check(const Pod& pod, const json& conf) {
   return cni(r);
 }
 
-ProcResult Node::gc(const json& conf, const std::vector<const Pod*>& valid) {
+ProcResult Node::gc(const json& conf, const std::vector<const Pod*>& valid,
+                    const std::vector<std::string>& extraEnv) {
   json c = conf;
   c["cniVersion"] = "1.1.0";
   json list = json::array();
   for (const Pod* p : valid) list.push_back({{"containerID", p->containerId}, {"ifname", p->ifname}});
   c["cni.dev/valid-attachments"] = list;
-  return networkVerb("GC", c);
+  return networkVerb("GC", c, extraEnv);
 }
 
 ProcResult Node::status(const json& conf) { return networkVerb("STATUS", conf); }
 
-ProcResult Node::networkVerb(const std::string& command, const json& conf) {
+ProcResult Node::networkVerb(const std::string& command, const json& conf,
+                             const std::vector<std::string>& extraEnv) {
   CniRequest r;
   r.command = command;
   r.containerId.reset();
   r.ifname.reset();
   r.config = conf.dump();
+  r.extraEnv = extraEnv;
   return cni(r);
 }
 

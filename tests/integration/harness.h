@@ -184,7 +184,8 @@ class Node {
   void addOk(Pod& pod, const json& conf);
   // GC as a runtime sends it: the configuration at cniVersion 1.1.0 with the attachments it
   // still knows in cni.dev/valid-attachments, no container or interface.
-  ProcResult gc(const json& conf, const std::vector<const Pod*>& valid);
+  ProcResult gc(const json& conf, const std::vector<const Pod*>& valid,
+                const std::vector<std::string>& extraEnv = {});
   // STATUS as a runtime sends it: the configuration as given, no container or interface.
   ProcResult status(const json& conf);
 
@@ -232,7 +233,8 @@ class Node {
 
  private:
   // A verb of the whole network (GC, STATUS): no CNI_CONTAINERID, CNI_IFNAME or CNI_NETNS.
-  ProcResult networkVerb(const std::string& command, const json& conf);
+  ProcResult networkVerb(const std::string& command, const json& conf,
+                         const std::vector<std::string>& extraEnv = {});
 
   Binaries bins_;
   std::string extraCniPath_;

@@ -11,7 +11,8 @@ the same files, host-local's layout: <dataDir>/<network>/<ip>, holding "<contain
 - STATUS fails with code 50 and the file's text while <dataDir>/status-error exists, GC with
   code 11 (try again later) while <dataDir>/gc-error does.
 Every call is appended to <dataDir>/calls as one JSON line: {"command", "containerID",
-"ifname", "cniVersion", "validAttachments"}, so a test sees what it was asked.
+"ifname", "cniVersion", "validAttachments"}, so a test sees what it was asked. VERSION, which
+carries no configuration, is logged as a line "VERSION" in $IPAM11_VERSION_LOG when that is set.
 """
 import json
 import os
@@ -46,6 +47,9 @@ def host_local(conf, command):
 def main():
     command = os.environ.get("CNI_COMMAND", "")
     if command == "VERSION":
+        if os.environ.get("IPAM11_VERSION_LOG"):  # VERSION carries no configuration, so no dataDir
+            with open(os.environ["IPAM11_VERSION_LOG"], "a") as f:
+                f.write("VERSION\n")
         print(json.dumps({"cniVersion": "1.1.0", "supportedVersions": VERSIONS}))
         return
     conf = json.load(sys.stdin)
