@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "masquerade.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <netlink/attr.h>
+#include <netlink/msg.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +19,7 @@
 #include <spdlog/spdlog.h>
 
 #include "kernel_routes.h"
+#include "nl.h"
 #include "sluice/fd.h"
 
 extern char** environ;
@@ -127,6 +133,40 @@ bool masqueradeIntact(int family, const std::vector<std::string>& nodes, int mar
 
 }  // namespace
 
+Result<uint32_t> nftRulesetGeneration() {
+  nl::Sock sock(nl_socket_alloc());
+  if (!sock) return Error(CniCode::kNetlink, "allocate netlink socket");
+  if (int err = nl_connect(sock.get(), NETLINK_NETFILTER); err < 0)
+    return nl::error(err, "connect nfnetlink");
+  std::unique_ptr<nl_msg, decltype(&nlmsg_free)> msg(
+      nlmsg_alloc_simple((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, NLM_F_REQUEST), nlmsg_free);
+  if (!msg) return Error(CniCode::kNetlink, "allocate nfnetlink message");
+  nfgenmsg hdr{};
+  hdr.nfgen_family = AF_UNSPEC;
+  hdr.version = NFNETLINK_V0;
+  if (int err = nlmsg_append(msg.get(), &hdr, sizeof(hdr), NLMSG_ALIGNTO); err < 0)
+    return nl::error(err, "build NFT_MSG_GETGEN");
+  if (int err = nl_send_auto(sock.get(), msg.get()); err < 0) return nl::error(err, "send NFT_MSG_GETGEN");
+  struct Reply {
+    std::optional<uint32_t> gen;
+  } reply;
+  auto onValid = [](nl_msg* m, void* arg) -> int {
+    nlmsghdr* h = nlmsg_hdr(m);
+    if ((h->nlmsg_type & 0xff) != NFT_MSG_NEWGEN) return NL_SKIP;
+    nlattr* tb[NFTA_GEN_MAX + 1];
+    if (nlmsg_parse(h, sizeof(nfgenmsg), tb, NFTA_GEN_MAX, nullptr) < 0 || !tb[NFTA_GEN_ID] ||
+        nla_len(tb[NFTA_GEN_ID]) != sizeof(uint32_t))
+      return NL_SKIP;
+    static_cast<Reply*>(arg)->gen = ntohl(nla_get_u32(tb[NFTA_GEN_ID]));
+    return NL_STOP;
+  };
+  if (int err = nl_socket_modify_cb(sock.get(), NL_CB_VALID, NL_CB_CUSTOM, onValid, &reply); err < 0)
+    return nl::error(err, "nfnetlink callback");
+  if (int err = nl_recvmsgs_default(sock.get()); err < 0) return nl::error(err, "NFT_MSG_GETGEN");
+  if (!reply.gen) return Error(CniCode::kNetlink, "NFT_MSG_GETGEN: no generation in the answer");
+  return *reply.gen;
+}
+
 std::string masqueradeRuleset(const net::Cidr& clusterCidr, const std::string& overlayDev,
                               const std::vector<net::IpAddr>& nodeIps) {
   const int family = clusterCidr.addr().family();
@@ -202,13 +242,20 @@ Status Masquerade::ensure(const std::vector<net::Cidr>& clusterCidrs, const std:
   if (want == applied_) {
     if (now - checkedAt_ < refresh_) return okStatus();
     checkedAt_ = now;
+    // Read before the listing: a change made while nft lists is a new generation next time.
+    auto generation = nftRulesetGeneration();
+    if (generation.ok() && intactAt_ == *generation) return okStatus();  // nothing changed anywhere
     const bool intact = std::all_of(clusterCidrs.begin(), clusterCidrs.end(), [&](const net::Cidr& c) {
       const int family = c.addr().family();
       return masqueradeIntact(family, nodeAddresses(nodeIps, family), family == 4 && !overlayDev.empty() ? 1 : 0);
     });
-    if (intact) return okStatus();
+    if (intact) {
+      intactAt_ = generation.ok() ? std::optional<uint32_t>(*generation) : std::nullopt;
+      return okStatus();
+    }
     spdlog::warn("an nft table {} was changed or removed under us: putting it back", kNftTable);
   }
+  intactAt_.reset();  // the next check lists what was applied
   auto st = applyMasquerade(clusterCidrs, overlayDev, nodeIps);
   if (!st.ok()) {
     if (st.error().code() != CniCode::kPluginNotAvailable) return st;

@@ -13,6 +13,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,9 +44,15 @@ Status applyMasquerade(const std::vector<net::Cidr>& clusterCidrs, const std::st
 // Deletes tables ip sluice and ip6 sluice; already gone is success (uninstall).
 Status removeMasquerade();
 
+// The generation of the network namespace's nftables ruleset (NFT_MSG_GETGEN over nfnetlink):
+// every committed change of any table, ours or not, makes a new one.
+Result<uint32_t> nftRulesetGeneration();
+
 // Keeps the ruleset applied: re-applies when what is wanted changed, and, checking read-only
 // every `refresh`, when the table was flushed or altered (iptables-restore, an operator), so it
-// heals without a restart. An unchanged, intact table is never rewritten.
+// heals without a restart. An unchanged, intact table is never rewritten, and while the
+// ruleset's generation stays the one at which the table was last found intact, the check asks
+// the kernel that number instead of running `nft` (a quiet node spawns nothing).
 class Masquerade {
  public:
   explicit Masquerade(std::chrono::seconds refresh = std::chrono::seconds(10))
@@ -56,6 +64,7 @@ class Masquerade {
   std::chrono::seconds refresh_;
   std::string applied_;  // the ruleset last applied successfully
   std::chrono::steady_clock::time_point checkedAt_{};  // last applied or found intact
+  std::optional<uint32_t> intactAt_;  // the ruleset generation at which it was last found intact
   bool warnedMissingNft_ = false;
 };
 

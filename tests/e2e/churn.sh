@@ -15,9 +15,10 @@ e2e_up --nodes 1 --pods-per-node 1
 agent_pid=$(cat "$CROOT/n1/agent.pid")
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$agent_pid/status"; }
 fds() { find "/proc/$agent_pid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
-# The agent holds some descriptors only for a moment: four pipes while its nft check runs (every
-# 10 s), a socket per HTTP request. The count at rest is the least of samples over half a
-# second; after the churn, a leak is a count that does not come back down to it.
+# The agent holds some descriptors only for a moment: a netlink socket while its masquerade check
+# asks the ruleset's generation (every 10 s), four pipes when that check runs nft, a socket per
+# HTTP request. The count at rest is the least of samples over half a second; after the churn,
+# a leak is a count that does not come back down to it.
 fds_at_rest() {
   local n min
   min=$(fds)
