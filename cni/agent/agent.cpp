@@ -225,6 +225,7 @@ Status Agent::reconcile() {
   cp.stateDir = opts_.stateDir;
   cp.logLevel = opts_.logLevel;
   cp.chain = opts_.chain;
+  cp.chainSpeaks11 = !opts_.chain.empty() && chainVersions_.allSpeak(opts_.chain, opts_.cniBinDir, "1.1.0");
   auto wrote = writeConflist(opts_.cniConfDir, cp);
   if (!wrote.ok()) return std::move(wrote).error();
   if (!conflistWritten_.exchange(true)) spdlog::info("node {} ready", self.name);

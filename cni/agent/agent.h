@@ -15,6 +15,7 @@
 
 #include "flags.h"
 #include "http.h"
+#include "conflist.h"
 #include "masquerade.h"
 #include "node_setup.h"
 #include "node_source.h"
@@ -57,6 +58,7 @@ class Agent {
   Plan plan_;
   std::optional<NodeNetwork> net_;
   Masquerade masquerade_;
+  ChainVersions chainVersions_;  // whether the chained plugins let the conflist offer CNI 1.1
   bool needResync_ = false;
   bool upgraded_ = false;
 

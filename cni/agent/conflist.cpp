@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "sluice/cni/exec.h"
 #include "sluice/fd.h"
 #include "sluice/file.h"
 
@@ -77,12 +78,51 @@ std::string renderConflist(const ConflistParams& p) {
   ordered_json doc = {{"cniVersion", "1.0.0"}};
   // CNI 1.1 (GC, STATUS) for runtimes that read cniVersions and pick the newest they speak;
   // older ones keep to cniVersion. A runtime picks one version for the whole list without
-  // asking the plugins, so only a list of sluice alone offers 1.1.0: chained plugins may not
-  // speak it (Debian's reference plugins stop at 1.0.0).
-  if (p.chain.empty()) doc["cniVersions"] = ordered_json::array({"1.0.0", "1.1.0"});
+  // asking the plugins, so a list with chained plugins offers 1.1.0 only when the agent found
+  // that each speaks it (Debian's reference plugins stop at 1.0.0).
+  if (p.chain.empty() || p.chainSpeaks11) doc["cniVersions"] = ordered_json::array({"1.0.0", "1.1.0"});
   doc["name"] = "sluice";
   doc["plugins"] = plugins;
   return doc.dump(2) + "\n";
+}
+
+const std::vector<std::string>& ChainVersions::versionsOf(const std::string& path,
+                                                          const std::string& binDir) {
+  static const std::vector<std::string> kNone;
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    seen_.erase(path);
+    return kNone;
+  }
+  auto it = seen_.find(path);
+  if (it != seen_.end() && it->second.st.st_dev == st.st_dev && it->second.st.st_ino == st.st_ino &&
+      it->second.st.st_size == st.st_size && it->second.st.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+      it->second.st.st_mtim.tv_nsec == st.st_mtim.tv_nsec)
+    return it->second.versions;
+  Seen seen;
+  seen.st = st;
+  // Asked with 1.0.0, the version every conflist of ours carries, which any plugin we chain speaks.
+  auto versions = cni::pluginVersions(path, binDir, "1.0.0", timeoutMs_);
+  if (versions.ok()) {
+    seen.versions = *versions;
+    std::string list;
+    for (const auto& v : seen.versions) list += (list.empty() ? "" : " ") + v;
+    spdlog::info("chained plugin {} speaks CNI {}", path, list);
+  } else {
+    spdlog::warn("chained plugin {}: VERSION failed ({}): the conflist offers it CNI 1.0.0 only", path,
+                 versions.error().describe());
+  }
+  return seen_.insert_or_assign(path, std::move(seen)).first->second.versions;
+}
+
+bool ChainVersions::allSpeak(const std::vector<std::string>& chain, const std::string& binDir,
+                             const std::string& version) {
+  bool all = true;
+  for (const auto& type : chain) {
+    const auto& versions = versionsOf(binDir + "/" + type, binDir);
+    all = all && std::find(versions.begin(), versions.end(), version) != versions.end();
+  }
+  return all;
 }
 
 Result<bool> writeConflist(const std::string& dir, const ConflistParams& p) {

@@ -3,8 +3,10 @@
 // (<cni-conf-dir>/10-sluice.conflist, docs/internals.md), and the plugin binary install.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,6 +33,29 @@ struct ConflistParams {
   // runtimeConfig capabilities the reference plugins take (portmap: portMappings, bandwidth:
   // bandwidth) so a runtime passes the pod's hostPorts and limits to them.
   std::vector<std::string> chain;
+  // Every chained plugin speaks CNI 1.1.0 (ChainVersions): the list offers it as sluice alone does.
+  bool chainSpeaks11 = false;
+};
+
+// Which CNI versions the chained plugins speak, from their VERSION (run from the CNI bin
+// directory, as a runtime would find them), asked again only when a binary changes (inode,
+// size, modification time): the agent writes the conflist on every sync.
+class ChainVersions {
+ public:
+  explicit ChainVersions(int timeoutMs = 5000) : timeoutMs_(timeoutMs) {}
+  // Whether every plugin of `chain` in `binDir` lists `version`. One missing from the
+  // directory, failing VERSION or not answering within the timeout does not.
+  bool allSpeak(const std::vector<std::string>& chain, const std::string& binDir, const std::string& version);
+
+ private:
+  struct Seen {
+    struct stat st {};
+    std::vector<std::string> versions;
+  };
+  const std::vector<std::string>& versionsOf(const std::string& path, const std::string& binDir);
+
+  int timeoutMs_;
+  std::map<std::string, Seen> seen_;  // by binary path
 };
 
 // The runtimeConfig capabilities a chained plugin of that type declares ({} if none known).

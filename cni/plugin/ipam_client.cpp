@@ -53,16 +53,7 @@ Result<std::string> IpamClient::exec(const std::string& command, const std::stri
 Result<std::vector<std::string>> IpamClient::delegateVersions() {
   if (delegate_->versions) return *delegate_->versions;
   SL_ASSIGN_OR_RETURN(std::string binary, delegateBinary());
-  cni::PluginCall call;
-  call.command = "VERSION";
-  call.path = env_.path;
-  SL_ASSIGN_OR_RETURN(std::string out,
-                      cni::execPlugin(binary, call, json{{"cniVersion", conf_.cniVersion}}.dump()));
-  json info = json::parse(out, nullptr, false);
-  std::vector<std::string> versions;
-  if (info.is_object() && info.contains("supportedVersions") && info["supportedVersions"].is_array())
-    for (const auto& v : info["supportedVersions"])
-      if (v.is_string()) versions.push_back(v.get<std::string>());
+  SL_ASSIGN_OR_RETURN(auto versions, cni::pluginVersions(binary, env_.path, conf_.cniVersion));
   delegate_->versions = versions;
   return versions;
 }

@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // The agent's side of the network model: --chain and uninstall on the command line, chained
-// plugins in the conflist, the masquerade ruleset's node exemption, node-address routes.
+// plugins in the conflist (and their VERSION, which decides whether it offers CNI 1.1), the
+// masquerade ruleset's node exemption, node-address routes.
 #include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -71,6 +77,85 @@ TEST(Conflist, ChainedPluginsFollowSluiceWithTheirCapabilities) {
   EXPECT_EQ(c["plugins"][3], json({{"type", "tuning"}}));
   EXPECT_EQ(c["cniVersion"], "1.0.0");
   EXPECT_FALSE(c.contains("cniVersions")) << "chained plugins may not speak 1.1.0";
+
+  p.chainSpeaks11 = true;
+  json c11 = json::parse(renderConflist(p));
+  EXPECT_EQ(c11["cniVersion"], "1.0.0");
+  EXPECT_EQ(c11["cniVersions"], json({"1.0.0", "1.1.0"})) << "every chained plugin speaks 1.1.0";
+}
+
+// Chained plugins' VERSION, as the agent asks it before offering CNI 1.1 in the conflist: from
+// the CNI bin directory, once per binary until the binary changes.
+class ChainVersionsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/sluice-chain-test-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  // A plugin that logs each VERSION it is asked to <dir>/runs and answers with `versions`.
+  void plugin(const std::string& name, const std::string& versions, const std::string& extra = "") {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << "#!/bin/sh\n"
+                        << "echo \"$CNI_COMMAND $(cat)\" >> " << dir_ << "/runs\n"
+                        << extra << "echo '{\"cniVersion\":\"1.0.0\",\"supportedVersions\":[" << versions
+                        << "]}'\n";
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+  }
+  int runs() const {
+    std::ifstream in(dir_ + "/runs");
+    int n = 0;
+    for (std::string line; std::getline(in, line);) {
+      EXPECT_EQ(line, "VERSION {\"cniVersion\":\"1.0.0\"}");
+      ++n;
+    }
+    return n;
+  }
+  // Whether the process the hanging plugin started is gone (or dead, waiting to be reaped).
+  bool sleeperGone() const {
+    std::string pid;
+    std::ifstream(dir_ + "/sleeper") >> pid;
+    if (pid.empty()) return false;
+    for (int i = 0; i < 500; ++i) {
+      std::ifstream stat("/proc/" + pid + "/stat");
+      std::string line;
+      if (!std::getline(stat, line)) return true;
+      if (line.find(") Z ") != std::string::npos) return true;
+      ::usleep(10000);
+    }
+    return false;
+  }
+  std::string dir_;
+};
+
+TEST_F(ChainVersionsTest, OfferedOnlyWhenEveryChainedPluginSpeaksIt) {
+  plugin("new", "\"0.4.0\",\"1.0.0\",\"1.1.0\"");
+  plugin("newer", "\"1.0.0\",\"1.1.0\"");
+  plugin("old", "\"0.3.1\",\"0.4.0\",\"1.0.0\"");
+  ChainVersions cv;
+  EXPECT_TRUE(cv.allSpeak({"new", "newer"}, dir_, "1.1.0"));
+  EXPECT_FALSE(cv.allSpeak({"new", "old"}, dir_, "1.1.0")) << "old stops at 1.0.0";
+  EXPECT_TRUE(cv.allSpeak({"new", "old"}, dir_, "1.0.0"));
+  EXPECT_FALSE(cv.allSpeak({"new", "missing"}, dir_, "1.1.0")) << "not installed";
+  EXPECT_EQ(runs(), 3) << "each binary asked once";
+
+  plugin("old", "\"0.4.0\",\"1.0.0\",\"1.1.0\"");  // upgraded in place: another size
+  EXPECT_TRUE(cv.allSpeak({"new", "old"}, dir_, "1.1.0"));
+  EXPECT_EQ(runs(), 4) << "only the changed binary asked again";
+}
+
+TEST_F(ChainVersionsTest, AFailingOrHangingPluginIsNotCountedOn) {
+  plugin("fails", "\"1.1.0\"", "exit 1\n");
+  plugin("hangs", "\"1.1.0\"", "sleep 600 &\necho $! > " + dir_ + "/sleeper\nwait\n");
+  plugin("garbage", "", "echo not json; exit 0\n");
+  ChainVersions cv(200);
+  EXPECT_FALSE(cv.allSpeak({"fails"}, dir_, "1.1.0"));
+  EXPECT_FALSE(cv.allSpeak({"hangs"}, dir_, "1.1.0")) << "killed after the timeout";
+  EXPECT_TRUE(sleeperGone()) << "and what it started, with it";
+  EXPECT_FALSE(cv.allSpeak({"garbage"}, dir_, "1.1.0"));
+  EXPECT_FALSE(cv.allSpeak({"fails", "hangs"}, dir_, "1.1.0"));
+  EXPECT_EQ(runs(), 3) << "a failure is remembered like an answer until the binary changes";
 }
 
 TEST(Masquerade, EveryNodeAddressIsExemptAndTheTableIsReplacedInOneGo) {

@@ -9,8 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "sluice/cni/types.h"
 #include "sluice/fd.h"
@@ -73,6 +76,8 @@ Result<std::string> execPlugin(const std::string& binary, const PluginCall& call
   pid_t pid = ::fork();
   if (pid < 0) return Error::fromErrno(errno, "fork for " + binary);
   if (pid == 0) {
+    // A plugin that can time out gets a process group of its own, killed whole.
+    if (call.timeoutMs >= 0) ::setpgid(0, 0);
     if (::dup2(inChild.get(), 0) < 0 || ::dup2(outChild.get(), 1) < 0) ::_exit(127);
     ::execve(argv0.c_str(), argv, envp.data());
     ::_exit(127);
@@ -83,12 +88,26 @@ Result<std::string> execPlugin(const std::string& binary, const PluginCall& call
   std::string stdoutText;
   size_t written = 0;
   bool inOpen = true;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(call.timeoutMs);
+  bool timedOut = false;
   while (true) {
     pollfd fds[2];
     int n = 0;
     fds[n++] = {outParent.get(), POLLIN, 0};
     if (inOpen) fds[n++] = {inParent.get(), POLLOUT, 0};
-    if (::poll(fds, static_cast<nfds_t>(n), -1) < 0) {
+    int waitMs = -1;
+    if (call.timeoutMs >= 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) {
+        timedOut = true;
+        ::kill(-pid, SIGKILL);  // with whatever it started
+        ::kill(pid, SIGKILL);   // had it not made its group yet
+        break;
+      }
+      waitMs = static_cast<int>(left.count());
+    }
+    if (::poll(fds, static_cast<nfds_t>(n), waitMs) < 0) {
       if (errno == EINTR) continue;
       break;
     }
@@ -118,6 +137,9 @@ Result<std::string> execPlugin(const std::string& binary, const PluginCall& call
   while (::waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return Error::fromErrno(errno, "wait for " + binary);
   }
+  if (timedOut)
+    return Error(CniCode::kInternal, binary + " " + call.command + " did not finish within " +
+                                         std::to_string(call.timeoutMs) + " ms: killed");
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return stdoutText;
 
   const std::string what = WIFEXITED(status)
@@ -129,6 +151,22 @@ Result<std::string> execPlugin(const std::string& binary, const PluginCall& call
   }
   return Error(CniCode::kInternal, binary + " " + call.command + " " + what)
       .details(stdoutText.substr(0, 512));
+}
+
+Result<std::vector<std::string>> pluginVersions(const std::string& binary, const std::string& cniPath,
+                                                const std::string& cniVersion, int timeoutMs) {
+  PluginCall call;
+  call.command = "VERSION";
+  call.path = cniPath;
+  call.timeoutMs = timeoutMs;
+  SL_ASSIGN_OR_RETURN(std::string out,
+                      execPlugin(binary, call, nlohmann::json{{"cniVersion", cniVersion}}.dump()));
+  auto info = nlohmann::json::parse(out, nullptr, false);
+  std::vector<std::string> versions;
+  if (info.is_object() && info.contains("supportedVersions") && info["supportedVersions"].is_array())
+    for (const auto& v : info["supportedVersions"])
+      if (v.is_string()) versions.push_back(v.get<std::string>());
+  return versions;
 }
 
 }  // namespace sluice::cni

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // Executing another CNI plugin the way a runtime would (SPEC "Delegated plugins"): found by
 // name in CNI_PATH, the configuration on stdin, the CNI_* environment, its result or error
-// JSON on stdout. Used for delegated IPAM.
+// JSON on stdout. Used for delegated IPAM, and by the agent to ask chained plugins' VERSION.
 #pragma once
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "sluice/result.h"
 
@@ -18,6 +19,10 @@ struct PluginCall {
   std::string ifname;       // CNI_IFNAME
   std::string args;         // CNI_ARGS
   std::string path;         // CNI_PATH
+  // How long the plugin may take, in milliseconds; past it, it is killed with its process
+  // group (it runs in a group of its own) and the call fails.
+  // -1: as long as it takes (a runtime's verbs, which the runtime times out as a whole).
+  int timeoutMs = -1;
 };
 
 // The first executable regular file named `type` in the colon-separated `cniPath`.
@@ -30,5 +35,10 @@ Result<std::string> findPlugin(const std::string& type, const std::string& cniPa
 // quoting what it printed.
 Result<std::string> execPlugin(const std::string& binary, const PluginCall& call,
                                std::string_view config);
+
+// The CNI versions `binary` answers VERSION with (its supportedVersions; empty when it lists
+// none), asked with a configuration of `cniVersion`. `timeoutMs` as PluginCall's.
+Result<std::vector<std::string>> pluginVersions(const std::string& binary, const std::string& cniPath,
+                                                const std::string& cniVersion, int timeoutMs = -1);
 
 }  // namespace sluice::cni
