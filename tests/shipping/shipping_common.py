@@ -286,6 +286,18 @@ def check_rendering(tc, r, values, release="sluice", namespace="kube-system"):
         tc.assertFalse(m.get("readOnly", False) and key != "--bpf-root", f"{key} mounted read-only")
     bpf_mount = host_mount(agent, values["bpfRoot"])
     tc.assertEqual(bpf_mount.get("mountPropagation"), "HostToContainer")
+    # Chained plugins: named to the agent, which asks their VERSION in the CNI bin directory,
+    # mounted read-only for that; without a chain the agent does not see the directory.
+    chain = values.get("chain") or []
+    bin_mount = host_mount(agent, values["cniBinDir"])
+    if chain:
+        tc.assertEqual(args["--chain"], ",".join(chain))
+        tc.assertEqual(args["--cni-bin-dir"], values["cniBinDir"])
+        tc.assertIsNotNone(bin_mount, "the chained plugins' directory is not mounted in the agent")
+        tc.assertIs(bin_mount.get("readOnly"), True, "the agent only reads the CNI bin directory")
+    else:
+        tc.assertNotIn("--chain", args)
+        tc.assertIsNone(bin_mount, "the agent mounts the CNI bin directory without a chain")
 
     # NODE_NAME from the downward API; extraEnv passed through.
     env = {e["name"]: e for e in agent.get("env", [])}

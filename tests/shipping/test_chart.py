@@ -64,6 +64,9 @@ class ChartCustom(unittest.TestCase):
         agent = self.r.container("agent")
         self.assertIn("--metrics-addr=[::]:19962", agent["args"])
         self.assertIn("--mtu=1400", agent["args"])
+        self.assertIn("--chain=portmap,bandwidth", agent["args"])
+        self.assertIn({"name": "cni-bin", "mountPath": "/usr/libexec/cni", "readOnly": True},
+                      agent["volumeMounts"])
         self.assertEqual(agent["resources"]["limits"]["memory"], "512Mi")
         self.assertEqual(spec["terminationGracePeriodSeconds"], 20)
         self.assertEqual(self.r.one("DaemonSet")["spec"]["template"]["metadata"]["annotations"],

@@ -21,6 +21,11 @@ BAD = [
     (["vxlanPort=0"], ["/vxlanPort", "minimum"]),
     (["vxlanPort=65536"], ["/vxlanPort", "maximum"]),
     (["logLevel=loud"], ["/logLevel", "info"]),
+    (["chain=portmap"], ["/chain", "want array"]),
+    (["chain={sluice}"], ["/chain/0", "'not' failed"]),
+    (["chain={Portmap}"], ["/chain/0", "does not match pattern"]),
+    (["chain={../portmap}"], ["/chain/0", "does not match pattern"]),
+    (["chain={portmap,portmap}"], ["/chain", "equal"]),
     (["mode=bgp"], ["/mode", "vxlan"]),
     (["clusterCIDR=10.244.0.0"], ["/clusterCIDR", "does not match pattern"]),
     (["clusterCIDR=10.244.0.0/33"], ["/clusterCIDR"]),
@@ -46,6 +51,7 @@ BAD = [
 ]
 
 GOOD = [
+    ["chain={portmap}"], ["chain={portmap,bandwidth}"],
     ["mtu=0"], ["mtu=576"], ["mtu=9000"], ["vni=1"], ["vni=16777215"], ["vxlanPort=4789"],
     ["image.tag=v1.2.3_rc-1"], ["clusterCIDR=192.168.0.0/16"], ["logLevel=trace"], ["mode=native"],
     ["clusterCIDR=10.244.0.0/16\\,fd00:10:244::/48"],
