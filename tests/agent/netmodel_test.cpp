@@ -149,13 +149,15 @@ TEST_F(ChainVersionsTest, AFailingOrHangingPluginIsNotCountedOn) {
   plugin("fails", "\"1.1.0\"", "exit 1\n");
   plugin("hangs", "\"1.1.0\"", "sleep 600 &\necho $! > " + dir_ + "/sleeper\nwait\n");
   plugin("garbage", "", "echo not json; exit 0\n");
+  plugin("detaches", "\"1.1.0\"", "exec 1>&-\nexec sleep 600\n");  // stdout closed, still running
   ChainVersions cv(200);
   EXPECT_FALSE(cv.allSpeak({"fails"}, dir_, "1.1.0"));
   EXPECT_FALSE(cv.allSpeak({"hangs"}, dir_, "1.1.0")) << "killed after the timeout";
   EXPECT_TRUE(sleeperGone()) << "and what it started, with it";
   EXPECT_FALSE(cv.allSpeak({"garbage"}, dir_, "1.1.0"));
+  EXPECT_FALSE(cv.allSpeak({"detaches"}, dir_, "1.1.0")) << "held to the timeout after closing stdout";
   EXPECT_FALSE(cv.allSpeak({"fails", "hangs"}, dir_, "1.1.0"));
-  EXPECT_EQ(runs(), 3) << "a failure is remembered like an answer until the binary changes";
+  EXPECT_EQ(runs(), 4) << "a failure is remembered like an answer until the binary changes";
 }
 
 TEST(Masquerade, EveryNodeAddressIsExemptAndTheTableIsReplacedInOneGo) {

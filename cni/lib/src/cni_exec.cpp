@@ -134,9 +134,23 @@ Result<std::string> execPlugin(const std::string& binary, const PluginCall& call
   }
   inParent.reset();
   int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return Error::fromErrno(errno, "wait for " + binary);
+  // A plugin with a deadline that closed its stdout but goes on is held to the deadline too.
+  while (call.timeoutMs >= 0 && !timedOut) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) return Error::fromErrno(errno, "wait for " + binary);
+    if (std::chrono::steady_clock::now() >= deadline) {
+      timedOut = true;
+      ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
+    } else {
+      ::usleep(2000);
+    }
   }
+  if (call.timeoutMs < 0 || timedOut)
+    while (::waitpid(pid, &status, 0) < 0) {
+      if (errno != EINTR) return Error::fromErrno(errno, "wait for " + binary);
+    }
   if (timedOut)
     return Error(CniCode::kInternal, binary + " " + call.command + " did not finish within " +
                                          std::to_string(call.timeoutMs) + " ms: killed");
