@@ -3,7 +3,8 @@
 # Sluice on a real Kubernetes: a kind cluster without a default CNI (hack/kind/cluster.yaml),
 # the image built from our Dockerfile and loaded into it, the chart installed, then a
 # connectivity suite: pod<->pod on one node and across nodes, host->pod, a ClusterIP Service,
-# a NodePort from every node, DNS through CoreDNS, pod -> a server outside the cluster (a
+# a NodePort from every node, a hostPort from every node (portmap chained after sluice through
+# the chart's chain value), DNS through CoreDNS, pod -> a server outside the cluster (a
 # container on kind's docker network: nothing leaves the machine), and a rolling restart of
 # the agent under continuous traffic that must lose nothing.
 # On failure, agent logs and `sluice-agent status|routes|endpoints|counters` from every node go
@@ -28,13 +29,15 @@ RELEASE=sluice
 SYSTEM_NS=kube-system
 TEST_NS=sl-e2e
 KIND_CONFIG=hack/kind/cluster.yaml
+CHART_VALUES=hack/kind/values.yaml
 WORKLOADS=hack/kind/e2e-workloads.yaml
 TEST_IMAGE=busybox:1.36.1
 NODE_PORT=30980
+HOST_PORT=18080  # the server pods' hostPort (hack/kind/e2e-workloads.yaml)
 CLUSTER_CIDR=10.244.0.0/16
 TIMEOUT=300s
 
-usage() { sed -n '13,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '14,18p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while (($#)); do
   case "$1" in
@@ -172,7 +175,7 @@ bring_up() {
   log "chart"
   run helm upgrade --install "$RELEASE" charts/sluice --kube-context "$KCTX" --namespace "$SYSTEM_NS" \
     --set "image.repository=$IMAGE_REPO" --set "image.tag=$IMAGE_TAG" --set image.pullPolicy=Never \
-    --set "clusterCIDR=$CLUSTER_CIDR"
+    --set "clusterCIDR=$CLUSTER_CIDR" --values "$CHART_VALUES"
   kubectl_ -n "$SYSTEM_NS" rollout status "daemonset/$RELEASE" --timeout="$TIMEOUT"
   kubectl_ wait --for=condition=Ready nodes --all --timeout="$TIMEOUT"
   kubectl_ -n "$SYSTEM_NS" rollout status deployment/coredns --timeout="$TIMEOUT"
@@ -253,6 +256,27 @@ services() {
   done
 }
 
+# hostPort through the chained portmap: each node's address at HOST_PORT reaches the server
+# pod on that node, from every node (the node itself included).
+host_ports() {
+  log "hostPort (portmap chained after sluice)"
+  local node node_ip from got want s sip snode
+  for node in $NODES; do
+    node_ip=$(kcapture "172.18.0.2" get node "$node" \
+                -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
+    want=""
+    while read -r s sip snode; do
+      if [[ "$snode" == "$node" ]]; then want=$s; fi
+      : "$sip"
+    done <<<"$SERVERS"
+    ((DRY_RUN)) || [[ -n "$want" ]] || die "no server pod on $node for its hostPort"
+    for from in $NODES; do
+      got=$(capture "$want" docker exec "$from" curl -sf --max-time 5 "http://$node_ip:$HOST_PORT/")
+      check_eq "hostPort $node_ip:$HOST_PORT ($node) from $from" "$want" "$got"
+    done
+  done
+}
+
 outside_world() {
   log "pod -> outside the cluster (masquerade)"
   local outside_ip c cip cnode got
@@ -323,6 +347,7 @@ main() {
   ((DRY_RUN)) || (($(wc -l <<<"$SERVERS") >= 3)) || die "expected a server pod on each of 3 nodes"
   pod_to_pod
   services
+  host_ports
   outside_world
   rolling_restart_under_traffic
   log "after the restart: pod -> pod again"

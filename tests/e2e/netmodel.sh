@@ -343,6 +343,7 @@ check "CNI CHECK of $hp_name: sluice, with the chain's result as prevResult" \
   bash "$CLUSTER" check-pod "$hp_name" --skip portmap --skip bandwidth
 check "outside -> node-1:8088 -> $hp_name:80 (client address kept)" answer_is "$hp_name $EXT_IP" "$EXT_NS" "$(node_ip 1)" 8088
 check "node-2 host network -> node-1:8088 -> $hp_name" answer_is "$hp_name $(node_ip 2)" "$(nns 2)" "$(node_ip 1)" 8088
+check "node-1 host network -> its own node-1:8088 -> $hp_name" answer_is "$hp_name $(node_ip 1)" "$(nns 1)" "$(node_ip 1)" 8088
 check "pod-2-2 -> node-1:8088 -> $hp_name" answer_is "$hp_name $(pod_ip 2 2)" "$(pns 2 2)" "$(node_ip 1)" 8088
 check "CNI DEL of $hp_name through the chain" bash "$CLUSTER" del-pod "$hp_name"
 check "... its hostPort DNAT is gone" bash -c "! ip netns exec $(nns 1) iptables-save -t nat | grep -q -- '--to-destination $hp_ip:80'"

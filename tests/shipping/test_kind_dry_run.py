@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import unittest
 
-from shipping_common import REPO, load_yaml_file
+from shipping_common import REPO, Rendered, helm_template, load_docs, load_yaml_file
 
 SCRIPT = os.path.join(REPO, "hack", "kind-e2e.sh")
 TOOLS = ("docker", "kind", "helm", "kubectl")
@@ -43,7 +43,8 @@ class KindDryRun(unittest.TestCase):
             "+ docker build -t sluice:e2e ",
             "+ kind load docker-image sluice:e2e --name sluice-e2e",
             "+ helm upgrade --install sluice charts/sluice --kube-context kind-sluice-e2e --namespace kube-system "
-            "--set image.repository=sluice --set image.tag=e2e --set image.pullPolicy=Never",
+            "--set image.repository=sluice --set image.tag=e2e --set image.pullPolicy=Never "
+            "--set clusterCIDR=10.244.0.0/16 --values hack/kind/values.yaml",
             "+ kubectl --context kind-sluice-e2e -n kube-system rollout status daemonset/sluice",
             "+ kubectl --context kind-sluice-e2e wait --for=condition=Ready nodes --all",
             "+ kubectl --context kind-sluice-e2e apply -f hack/kind/e2e-workloads.yaml",
@@ -51,6 +52,7 @@ class KindDryRun(unittest.TestCase):
             "+ kubectl --context kind-sluice-e2e -n sl-e2e exec client-a -- wget -q -O - -T 5 http://10.244.1.10:8080/",
             "+ kubectl --context kind-sluice-e2e -n sl-e2e exec client-a -- nslookup kubernetes.default.svc.cluster.local",
             "+ docker exec sluice-e2e-worker curl -sf --max-time 5 http://172.18.0.2:30980/",
+            "+ docker exec sluice-e2e-worker curl -sf --max-time 5 http://172.18.0.2:18080/",
             "+ kubectl --context kind-sluice-e2e -n sl-e2e exec client-a -- wget -q -O - -T 5 http://172.18.0.100:8080/",
             "+ kubectl --context kind-sluice-e2e -n sl-e2e exec client-a -- sh -c ",
             "+ kubectl --context kind-sluice-e2e -n kube-system rollout restart daemonset/sluice",
@@ -70,6 +72,8 @@ class KindDryRun(unittest.TestCase):
                 self.assertIn(f"exec client-{c} -- ping -c 2 -W 2 {ip}", proc.stdout)
         # A NodePort on each node reached from each node.
         self.assertEqual(sum(":30980/" in l for l in lines), 9)
+        # A hostPort (portmap chained through the chart) on each node reached from each node.
+        self.assertEqual(sum(":18080/" in l for l in lines), 9)
 
     def test_keep_leaves_the_cluster(self):
         proc, called = self.run_script("--dry-run", "--keep", "--name", "other", "--image", "reg/x:1")
@@ -103,6 +107,20 @@ class KindDryRun(unittest.TestCase):
         # The chart's clusterCIDR must be the cluster's pod subnet.
         values = load_yaml_file(os.path.join(REPO, "charts", "sluice", "values.yaml"))
         self.assertEqual(values["clusterCIDR"], cfg["networking"]["podSubnet"])
+
+    def test_host_port_through_the_chart_chain(self):
+        # The values the e2e installs with pass the chart's schema and chain portmap, and the
+        # servers' hostPort is the port the script probes.
+        kind_values = os.path.join(REPO, "hack", "kind", "values.yaml")
+        self.assertEqual(load_yaml_file(kind_values)["chain"], ["portmap"])
+        r = Rendered(load_docs(helm_template(values_files=[kind_values]).stdout))
+        self.assertIn("--chain=portmap", r.container("agent")["args"])
+        with open(os.path.join(REPO, "hack", "kind", "e2e-workloads.yaml"), encoding="utf-8") as f:
+            workloads = load_docs(f.read())
+        server = [d for d in workloads if d["kind"] == "DaemonSet" and d["metadata"]["name"] == "server"][0]
+        ports = server["spec"]["template"]["spec"]["containers"][0]["ports"]
+        with open(SCRIPT, encoding="utf-8") as f:
+            self.assertIn(f"\nHOST_PORT={ports[0]['hostPort']} ", f.read())
 
 
 if __name__ == "__main__":
