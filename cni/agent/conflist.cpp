@@ -89,25 +89,20 @@ std::string renderConflist(const ConflistParams& p) {
 const std::vector<std::string>& ChainVersions::versionsOf(const std::string& path,
                                                           const std::string& binDir) {
   static const std::vector<std::string> kNone;
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+  const FileSig sig = fileSig(path);
+  if (!sig.exists || !sig.regular) {
     seen_.erase(path);
     return kNone;
   }
   auto it = seen_.find(path);
-  if (it != seen_.end() && it->second.st.st_dev == st.st_dev && it->second.st.st_ino == st.st_ino &&
-      it->second.st.st_size == st.st_size && it->second.st.st_mtim.tv_sec == st.st_mtim.tv_sec &&
-      it->second.st.st_mtim.tv_nsec == st.st_mtim.tv_nsec)
-    return it->second.versions;
+  if (it != seen_.end() && it->second.sig == sig) return it->second.versions;
   Seen seen;
-  seen.st = st;
+  seen.sig = sig;
   // Asked with 1.0.0, the version every conflist of ours carries, which any plugin we chain speaks.
   auto versions = cni::pluginVersions(path, binDir, "1.0.0", timeoutMs_);
   if (versions.ok()) {
     seen.versions = *versions;
-    std::string list;
-    for (const auto& v : seen.versions) list += (list.empty() ? "" : " ") + v;
-    spdlog::info("chained plugin {} speaks CNI {}", path, list);
+    spdlog::info("chained plugin {} speaks CNI {}", path, fmt::join(seen.versions, " "));
   } else {
     spdlog::warn("chained plugin {}: VERSION failed ({}): the conflist offers it CNI 1.0.0 only", path,
                  versions.error().describe());

@@ -3,7 +3,6 @@
 // (<cni-conf-dir>/10-sluice.conflist, docs/internals.md), and the plugin binary install.
 #pragma once
 
-#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <map>
@@ -13,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sluice/file.h"
 #include "sluice/net/ip.h"
 #include "sluice/result.h"
 
@@ -49,7 +49,7 @@ class ChainVersions {
 
  private:
   struct Seen {
-    struct stat st {};
+    FileSig sig;
     std::vector<std::string> versions;
   };
   const std::vector<std::string>& versionsOf(const std::string& path, const std::string& binDir);

@@ -134,10 +134,7 @@ bool masqueradeIntact(int family, const std::vector<std::string>& nodes, int mar
 }  // namespace
 
 Result<uint32_t> nftRulesetGeneration() {
-  nl::Sock sock(nl_socket_alloc());
-  if (!sock) return Error(CniCode::kNetlink, "allocate netlink socket");
-  if (int err = nl_connect(sock.get(), NETLINK_NETFILTER); err < 0)
-    return nl::error(err, "connect nfnetlink");
+  SL_ASSIGN_OR_RETURN(nl::Sock sock, nl::connect(NETLINK_NETFILTER));
   std::unique_ptr<nl_msg, decltype(&nlmsg_free)> msg(
       nlmsg_alloc_simple((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN, NLM_F_REQUEST), nlmsg_free);
   if (!msg) return Error(CniCode::kNetlink, "allocate nfnetlink message");

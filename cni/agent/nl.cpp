@@ -30,10 +30,10 @@ Error error(int nlerr, const std::string& what) {
   return out;
 }
 
-Result<Sock> connect() {
+Result<Sock> connect(int protocol) {
   Sock s(nl_socket_alloc());
   if (!s) return Error(CniCode::kNetlink, "allocate netlink socket");
-  if (int err = nl_connect(s.get(), NETLINK_ROUTE); err < 0) return error(err, "connect netlink");
+  if (int err = nl_connect(s.get(), protocol); err < 0) return error(err, "connect netlink");
   return s;
 }
 

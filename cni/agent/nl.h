@@ -30,8 +30,8 @@ using Cache = cni::nl::CachePtr;
 // An Error from a negative libnl return code.
 Error error(int nlerr, const std::string& what);
 
-// A connected NETLINK_ROUTE socket.
-Result<Sock> connect();
+// A connected netlink socket of `protocol` (NETLINK_ROUTE, or NETLINK_NETFILTER for nftables).
+Result<Sock> connect(int protocol = NETLINK_ROUTE);
 
 // Cache dumps, retried while the kernel reports NLE_DUMP_INTR.
 Result<Cache> linkCache(nl_sock* sock);

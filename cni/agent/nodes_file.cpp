@@ -3,7 +3,6 @@
 
 #include <poll.h>
 #include <sys/inotify.h>
-#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -15,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "sluice/fd.h"
+#include "sluice/file.h"
 
 namespace sluice::agent {
 namespace {
@@ -55,30 +55,6 @@ Result<NodeInfo> parseNode(const json& j, size_t index) {
     }
   }
   return n;
-}
-
-struct FileSig {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  off_t size = 0;
-  timespec mtime{};
-  bool exists = false;
-  bool operator==(const FileSig& o) const {
-    return exists == o.exists && dev == o.dev && ino == o.ino && size == o.size &&
-           mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec;
-  }
-};
-
-FileSig sigOf(const std::string& path) {
-  struct stat st {};
-  FileSig s;
-  if (::stat(path.c_str(), &st) != 0) return s;
-  s.exists = true;
-  s.dev = st.st_dev;
-  s.ino = st.st_ino;
-  s.size = st.st_size;
-  s.mtime = st.st_mtim;
-  return s;
 }
 
 Result<std::vector<NodeInfo>> readNodes(const std::string& path) {
@@ -153,7 +129,7 @@ Status NodesFileSource::run(std::stop_token stop,
   FileSig lastSig;
   bool force = true;
   while (!stop.stop_requested()) {
-    FileSig sig = sigOf(file.string());
+    FileSig sig = fileSig(file.string());
     if (force || !(sig == lastSig)) {
       force = false;
       lastSig = sig;

@@ -85,4 +85,17 @@ Status writeFileAtomic(const std::string& path, const std::string& tmpPrefix,
 }
 
 
+FileSig fileSig(const std::string& path) {
+  struct stat st {};
+  FileSig s;
+  if (::stat(path.c_str(), &st) != 0) return s;
+  s.exists = true;
+  s.regular = S_ISREG(st.st_mode);
+  s.dev = st.st_dev;
+  s.ino = st.st_ino;
+  s.size = st.st_size;
+  s.mtime = st.st_mtim;
+  return s;
+}
+
 }  // namespace sluice

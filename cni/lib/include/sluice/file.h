@@ -18,6 +18,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -41,5 +42,24 @@ Result<std::string> writeTempFile(const std::string& dir, const std::string& pre
 // directory).
 Status writeFileAtomic(const std::string& path, const std::string& tmpPrefix,
                        std::string_view content, mode_t mode, Durability d);
+
+// What tells one version of a file from another without reading it: renaming a new file over
+// it (editors, `mv`, installers) or rewriting it in place changes at least one of these.
+struct FileSig {
+  bool exists = false;
+  bool regular = false;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  timespec mtime{};
+  bool operator==(const FileSig& o) const {
+    return exists == o.exists && regular == o.regular && dev == o.dev && ino == o.ino &&
+           size == o.size && mtime.tv_sec == o.mtime.tv_sec && mtime.tv_nsec == o.mtime.tv_nsec;
+  }
+};
+
+// The signature of what `path` names now (stat, following symlinks); exists is false when
+// nothing does.
+FileSig fileSig(const std::string& path);
 
 }  // namespace sluice
