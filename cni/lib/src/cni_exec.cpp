@@ -73,11 +73,12 @@ Result<std::string> execPlugin(const std::string& binary, const PluginCall& call
   if (::pipe2(out, O_CLOEXEC) != 0) return Error::fromErrno(errno, "pipe for " + binary);
   Fd outParent(out[0]), outChild(out[1]);
 
+  const bool limited = call.timeoutMs >= 0;
   pid_t pid = ::fork();
   if (pid < 0) return Error::fromErrno(errno, "fork for " + binary);
   if (pid == 0) {
     // A plugin that can time out gets a process group of its own, killed whole.
-    if (call.timeoutMs >= 0) ::setpgid(0, 0);
+    if (limited) ::setpgid(0, 0);
     if (::dup2(inChild.get(), 0) < 0 || ::dup2(outChild.get(), 1) < 0) ::_exit(127);
     ::execve(argv0.c_str(), argv, envp.data());
     ::_exit(127);
@@ -90,19 +91,22 @@ Result<std::string> execPlugin(const std::string& binary, const PluginCall& call
   bool inOpen = true;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(call.timeoutMs);
   bool timedOut = false;
+  auto expire = [&] {
+    timedOut = true;
+    ::kill(-pid, SIGKILL);  // with whatever it started
+    ::kill(pid, SIGKILL);   // had it not made its group yet
+  };
   while (true) {
     pollfd fds[2];
     int n = 0;
     fds[n++] = {outParent.get(), POLLIN, 0};
     if (inOpen) fds[n++] = {inParent.get(), POLLOUT, 0};
     int waitMs = -1;
-    if (call.timeoutMs >= 0) {
+    if (limited) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) {
-        timedOut = true;
-        ::kill(-pid, SIGKILL);  // with whatever it started
-        ::kill(pid, SIGKILL);   // had it not made its group yet
+        expire();
         break;
       }
       waitMs = static_cast<int>(left.count());
@@ -134,23 +138,18 @@ Result<std::string> execPlugin(const std::string& binary, const PluginCall& call
   }
   inParent.reset();
   int status = 0;
-  // A plugin with a deadline that closed its stdout but goes on is held to the deadline too.
-  while (call.timeoutMs >= 0 && !timedOut) {
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
+  // A plugin with a deadline that closed its stdout but goes on is held to the deadline too:
+  // polled until then, killed at it, and waited for once killed.
+  for (;;) {
+    const pid_t r = ::waitpid(pid, &status, limited && !timedOut ? WNOHANG : 0);
     if (r == pid) break;
-    if (r < 0 && errno != EINTR) return Error::fromErrno(errno, "wait for " + binary);
-    if (std::chrono::steady_clock::now() >= deadline) {
-      timedOut = true;
-      ::kill(-pid, SIGKILL);
-      ::kill(pid, SIGKILL);
-    } else {
-      ::usleep(2000);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return Error::fromErrno(errno, "wait for " + binary);
     }
+    if (std::chrono::steady_clock::now() >= deadline) expire();
+    else ::usleep(2000);
   }
-  if (call.timeoutMs < 0 || timedOut)
-    while (::waitpid(pid, &status, 0) < 0) {
-      if (errno != EINTR) return Error::fromErrno(errno, "wait for " + binary);
-    }
   if (timedOut)
     return Error(CniCode::kInternal, binary + " " + call.command + " did not finish within " +
                                          std::to_string(call.timeoutMs) + " ms: killed");
