@@ -228,6 +228,11 @@ first_other_server_ip() {
   die "no server pod on a node other than $1"
 }
 
+# node_internal_ip NODE: the node's InternalIP address.
+node_internal_ip() {
+  kcapture "172.18.0.2" get node "$1" -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}'
+}
+
 services() {
   log "ClusterIP Service, DNS, NodePort"
   local c cip cnode svc_ip got i node node_ip
@@ -245,8 +250,7 @@ services() {
     : "$cip"
   done <<<"$CLIENTS"
   for node in $NODES; do
-    node_ip=$(kcapture "172.18.0.2" get node "$node" \
-                -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
+    node_ip=$(node_internal_ip "$node")
     local from
     for from in $NODES; do
       got=$(capture "server-x" docker exec "$from" curl -sf --max-time 5 "http://$node_ip:$NODE_PORT/")
@@ -260,15 +264,10 @@ services() {
 # pod on that node, from every node (the node itself included).
 host_ports() {
   log "hostPort (portmap chained after sluice)"
-  local node node_ip from got want s sip snode
+  local node node_ip from got want
   for node in $NODES; do
-    node_ip=$(kcapture "172.18.0.2" get node "$node" \
-                -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
-    want=""
-    while read -r s sip snode; do
-      if [[ "$snode" == "$node" ]]; then want=$s; fi
-      : "$sip"
-    done <<<"$SERVERS"
+    node_ip=$(node_internal_ip "$node")
+    want=$(awk -v n="$node" '$3 == n {print $1; exit}' <<<"$SERVERS")
     ((DRY_RUN)) || [[ -n "$want" ]] || die "no server pod on $node for its hostPort"
     for from in $NODES; do
       got=$(capture "$want" docker exec "$from" curl -sf --max-time 5 "http://$node_ip:$HOST_PORT/")
